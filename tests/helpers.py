@@ -1,0 +1,133 @@
+"""Shared helpers for tests: throwaway databases, loading fixture rows, building the marts."""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import secrets
+import socket
+import time
+from collections.abc import Iterable, Mapping, Sequence
+from dataclasses import replace
+from typing import Any
+
+import asyncpg
+
+from pricecat import migrate
+from pricecat.config import API_ROLE, Settings, parse_database_url, with_database, with_user
+
+RAW_COLUMNS = (
+    "scraped_at",
+    "seller",
+    "product_code",
+    "product_name_original",
+    "product_name_normalized",
+    "price",
+    "availability",
+    "url",
+    "image_url",
+    "description",
+    "categories",
+)
+
+
+def wait_for_port(host: str, port: int, timeout: float = 30.0) -> None:
+    deadline = time.monotonic() + timeout
+    while True:
+        try:
+            with socket.create_connection((host, port), timeout=1):
+                return
+        except OSError:
+            if time.monotonic() > deadline:
+                raise
+            time.sleep(0.2)
+
+
+def unique_db_name(prefix: str = "pricecat_test") -> str:
+    return f"{prefix}_{os.getpid()}_{secrets.token_hex(3)}"
+
+
+def settings_for_database(base: Settings, dbname: str) -> Settings:
+    url = with_database(base.database_url, dbname)
+    return replace(
+        base,
+        database_url=url,
+        api_database_url=with_user(url, API_ROLE),
+        cache_namespace=f"pricecat:{dbname}",
+    )
+
+
+async def _admin(settings: Settings) -> asyncpg.Connection:
+    return await asyncpg.connect(with_database(settings.database_url, "postgres"))
+
+
+def create_database(settings: Settings) -> None:
+    """Create the database named by settings (migrate creates it and the schema + role)."""
+    asyncio.run(migrate.migrate(settings, indexes=True))
+
+
+def drop_database(settings: Settings) -> None:
+    async def go() -> None:
+        conn = await _admin(settings)
+        try:
+            name = parse_database_url(settings.database_url).dbname
+            quoted = await conn.fetchval("select quote_ident($1)", name)
+            await conn.execute(f"drop database if exists {quoted} with (force)")
+        finally:
+            await conn.close()
+
+    asyncio.run(go())
+
+
+def load_rows(settings: Settings, rows: Iterable[Mapping[str, Any]]) -> int:
+    """Append rows to the raw table in the given order (ids follow that order)."""
+    records: Sequence[tuple[Any, ...]] = [tuple(r.get(c) for c in RAW_COLUMNS) for r in rows]
+
+    async def go() -> None:
+        conn = await asyncpg.connect(settings.database_url)
+        try:
+            await conn.copy_records_to_table(
+                "product_price_snapshots",
+                schema_name="public",
+                columns=list(RAW_COLUMNS),
+                records=records,
+            )
+            await conn.execute("analyze public.product_price_snapshots")
+        finally:
+            await conn.close()
+
+    asyncio.run(go())
+    return len(records)
+
+
+def dbt_build_into(settings: Settings, schema: str = "catalog") -> None:
+    """Plain `dbt build` (seeds, models, tests) straight into `schema`, then grant the API role.
+
+    The refresh flow publishes through a schema swap instead; tests that only need built marts use
+    this shortcut (no Prefect start-up).
+    """
+    from pricecat.dbt import run_dbt
+
+    proc = run_dbt(settings, ["build"], schema=schema, capture=True)
+    if proc.returncode != 0:
+        raise AssertionError(f"dbt build failed:\n{proc.stdout[-6000:]}\n{proc.stderr[-3000:]}")
+
+    async def grant() -> None:
+        conn = await asyncpg.connect(settings.database_url)
+        try:
+            await migrate.ensure_api_role(conn)
+        finally:
+            await conn.close()
+
+    asyncio.run(grant())
+
+
+def fetch(settings: Settings, sql: str, *args: Any) -> list[asyncpg.Record]:
+    async def go() -> list[asyncpg.Record]:
+        conn = await asyncpg.connect(settings.database_url)
+        try:
+            return list(await conn.fetch(sql, *args))
+        finally:
+            await conn.close()
+
+    return asyncio.run(go())
