@@ -68,6 +68,9 @@ create table if not exists {OPS_SCHEMA}.refresh_runs (
     timings jsonb not null default '{{}}'::jsonb,
     error text
 );
+-- columns added after the first release (create table if not exists does not add them)
+alter table {OPS_SCHEMA}.refresh_runs add column if not exists mart_rows jsonb;
+alter table {OPS_SCHEMA}.refresh_runs add column if not exists generation bigint;
 create index if not exists refresh_runs_started_at_idx on {OPS_SCHEMA}.refresh_runs (started_at desc);
 """
 

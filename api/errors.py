@@ -1,0 +1,160 @@
+"""One JSON error shape for every 4xx/5xx: ``{"error": {"code", "message", "details"}}``.
+
+Exception classes carry their HTTP status and a stable machine-readable ``code``. The error
+handler turns *every* exception (ours, Sanic's own routing/protocol errors, unexpected bugs)
+into that shape; a stack trace or SQL text never reaches a client (unexpected errors are logged
+server-side and answered with a generic 500).
+"""
+
+from __future__ import annotations
+
+import logging
+from typing import Any
+
+import orjson
+from sanic import HTTPResponse, Request
+from sanic.exceptions import SanicException
+from sanic.handlers import ErrorHandler
+
+log = logging.getLogger("api.errors")
+
+#: HTTP status -> error code for Sanic's own exceptions (routing, protocol, limits).
+STATUS_CODES: dict[int, str] = {
+    400: "bad_request",
+    401: "unauthorized",
+    403: "forbidden",
+    404: "not_found",
+    405: "method_not_allowed",
+    408: "request_timeout",
+    411: "length_required",
+    413: "payload_too_large",
+    414: "uri_too_long",
+    416: "range_not_satisfiable",
+    417: "expectation_failed",
+    429: "rate_limited",
+    431: "request_header_fields_too_large",
+    500: "internal_error",
+    503: "service_unavailable",
+}
+
+
+class ApiError(SanicException):
+    """Base of our errors: status + code + message + details."""
+
+    status_code = 500
+    code = "internal_error"
+    quiet = True
+
+    def __init__(
+        self,
+        message: str,
+        *,
+        code: str | None = None,
+        details: dict[str, Any] | None = None,
+        headers: dict[str, str] | None = None,
+    ) -> None:
+        super().__init__(message, status_code=self.status_code, headers=headers)
+        if code is not None:
+            self.code = code
+        self.details: dict[str, Any] = details or {}
+
+
+class InvalidParameter(ApiError):
+    """A query or path parameter is malformed; ``details.parameter`` names it."""
+
+    status_code = 400
+    code = "invalid_parameter"
+
+
+class NotFound(ApiError):
+    status_code = 404
+    code = "not_found"
+
+
+class RateLimited(ApiError):
+    status_code = 429
+    code = "rate_limited"
+
+
+class ServiceUnavailable(ApiError):
+    """Postgres is unreachable (or a statement timed out) and the answer is not cached."""
+
+    status_code = 503
+    code = "service_unavailable"
+
+
+def error_body(code: str, message: str, details: dict[str, Any] | None = None) -> bytes:
+    return orjson.dumps({"error": {"code": code, "message": message, "details": details or {}}})
+
+
+def error_response(
+    status: int,
+    code: str,
+    message: str,
+    details: dict[str, Any] | None = None,
+    headers: dict[str, str] | None = None,
+) -> HTTPResponse:
+    hdrs = {"Cache-Control": "no-store"}
+    hdrs.update(headers or {})
+    return HTTPResponse(
+        error_body(code, message, details),
+        status=status,
+        headers=hdrs,
+        content_type="application/json",
+    )
+
+
+class JsonErrorHandler(ErrorHandler):
+    """Renders every exception as the JSON error shape."""
+
+    def default(self, request: Request, exception: Exception) -> HTTPResponse:
+        if isinstance(exception, ApiError):
+            return error_response(
+                exception.status_code,
+                exception.code,
+                str(exception.message),
+                exception.details,
+                dict(exception.headers or {}),
+            )
+        if isinstance(exception, SanicException):
+            status = int(exception.status_code or 500)
+            code = STATUS_CODES.get(status, "http_error" if status < 500 else "internal_error")
+            headers = dict(getattr(exception, "headers", None) or {})
+            if status >= 500:
+                self.log(request, exception)
+                message = "Internal server error"
+            else:
+                message = _client_message(status, exception)
+            details: dict[str, Any] = {}
+            if status == 405:
+                allowed = headers.get("Allow") or headers.get("allow")
+                if allowed:
+                    details["allowed_methods"] = [m.strip() for m in allowed.split(",")]
+            if status == 404 and request is not None:
+                details["path"] = request.path
+            return error_response(status, code, message, details, headers)
+        # a bug: log the traceback server-side, answer generically
+        log.error("unhandled error on %s", _safe_url(request), exc_info=exception)
+        return error_response(500, "internal_error", "Internal server error")
+
+
+def _client_message(status: int, exception: SanicException) -> str:
+    defaults = {
+        404: "No such resource",
+        405: "Method not allowed",
+        413: "Request too large",
+        414: "Request line too long",
+        431: "Request headers too large",
+    }
+    if status in defaults:
+        return defaults[status]
+    text = str(exception.message or "").strip()
+    # Sanic's own 4xx messages are short and safe; keep them but never very long
+    return text[:200] if text else "Bad request"
+
+
+def _safe_url(request: Request | None) -> str:
+    try:
+        return repr(request.url) if request is not None else "unknown"
+    except Exception:  # noqa: BLE001 - logging must not raise
+        return "unknown"

@@ -1,0 +1,97 @@
+"""Prometheus metrics, aggregated across Sanic worker processes.
+
+Sanic workers are separate processes, so ``serve()`` points ``PROMETHEUS_MULTIPROC_DIR`` at a
+fresh directory *before* any worker imports prometheus_client; each worker then writes its
+samples to mmap files there and ``/metrics`` (answered by any one worker) merges all of them with
+``MultiProcessCollector``. Without that variable (tests, a plain single process) the default
+in-process registry is used.
+"""
+
+from __future__ import annotations
+
+import os
+
+from prometheus_client import (
+    CONTENT_TYPE_LATEST,
+    REGISTRY,
+    CollectorRegistry,
+    Counter,
+    Gauge,
+    Histogram,
+    generate_latest,
+)
+
+MULTIPROC_ENV = "PROMETHEUS_MULTIPROC_DIR"
+MULTIPROCESS = bool(os.environ.get(MULTIPROC_ENV))
+
+LATENCY_BUCKETS = (0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0)
+
+REQUESTS = Counter(
+    "pricecat_http_requests_total",
+    "HTTP requests by route, method and status.",
+    ["route", "method", "status"],
+)
+LATENCY = Histogram(
+    "pricecat_http_request_duration_seconds",
+    "Time from request received to response ready, by route.",
+    ["route"],
+    buckets=LATENCY_BUCKETS,
+)
+CACHE = Counter(
+    "pricecat_cache_requests_total",
+    "Cache lookups by endpoint and result (hit: memory or redis, miss: loaded from Postgres, "
+    "bypass: Redis unreachable, answered from Postgres).",
+    ["endpoint", "result", "layer"],
+)
+REDIS_DEGRADED = Counter(
+    "pricecat_redis_degraded_total",
+    "Requests answered without Redis because it was unreachable.",
+    ["endpoint"],
+)
+DB_QUERIES = Counter(
+    "pricecat_db_queries_total",
+    "SQL statements executed, by query file.",
+    ["query"],
+)
+DB_ERRORS = Counter(
+    "pricecat_db_errors_total",
+    "SQL statements that failed, by query file and kind.",
+    ["query", "kind"],
+)
+DB_POOL_IN_USE = Gauge(
+    "pricecat_db_pool_connections_in_use",
+    "asyncpg connections currently checked out (summed over live workers).",
+    multiprocess_mode="livesum",
+)
+DB_POOL_SIZE = Gauge(
+    "pricecat_db_pool_connections_max",
+    "Configured asyncpg pool size (summed over live workers).",
+    multiprocess_mode="livesum",
+)
+DATA_AGE = Gauge(
+    "pricecat_data_age_seconds",
+    "Seconds since the newest snapshot in the published read models (set on scrape).",
+    multiprocess_mode="livemostrecent",
+)
+WORKERS = Gauge(
+    "pricecat_worker_up",
+    "1 per live worker process (one series per pid in multiprocess mode).",
+    multiprocess_mode="liveall",
+)
+
+
+def render() -> tuple[bytes, str]:
+    if MULTIPROCESS:
+        from prometheus_client import multiprocess
+
+        registry = CollectorRegistry()
+        multiprocess.MultiProcessCollector(registry)  # type: ignore[no-untyped-call]
+        return generate_latest(registry), CONTENT_TYPE_LATEST
+    return generate_latest(REGISTRY), CONTENT_TYPE_LATEST
+
+
+def mark_process_dead(pid: int) -> None:
+    if MULTIPROCESS:
+        from prometheus_client import multiprocess
+
+        multiprocess.mark_process_dead(pid)  # type: ignore[no-untyped-call]

@@ -1,0 +1,20 @@
+"""Category facet: categories.sql."""
+
+from __future__ import annotations
+
+from typing import TypedDict
+
+from api.db import Database
+from api.queries import load_sql
+
+SQL = load_sql("categories")
+
+
+class CategoryCount(TypedDict):
+    name: str
+    count: int
+
+
+async def categories(db: Database) -> list[CategoryCount]:
+    rows = await db.fetch("categories", SQL)
+    return [CategoryCount(name=r["name"], count=int(r["slug_count"])) for r in rows]

@@ -1,0 +1,35 @@
+"""Readiness and data age: read_models.sql, data_age.sql."""
+
+from __future__ import annotations
+
+from typing import TypedDict
+
+from api.db import Database
+from api.encoding import timestamp
+from api.queries import load_sql
+
+READ_MODELS_SQL = load_sql("read_models")
+DATA_AGE_SQL = load_sql("data_age")
+
+
+class DataAge(TypedDict):
+    data_as_of: str | None
+    published_at: str | None
+    age_seconds: float | None
+
+
+async def missing_read_models(db: Database) -> list[str]:
+    rows = await db.fetch("read_models", READ_MODELS_SQL)
+    return [r["relation"] for r in rows if not r["is_present"]]
+
+
+async def data_age(db: Database) -> DataAge:
+    r = await db.fetchrow("data_age", DATA_AGE_SQL)
+    if r is None:  # pragma: no cover - the query always returns one row
+        return DataAge(data_as_of=None, published_at=None, age_seconds=None)
+    age = r["age_seconds"]
+    return DataAge(
+        data_as_of=timestamp(r["data_as_of"]),
+        published_at=timestamp(r["published_at"]),
+        age_seconds=None if age is None else round(float(age), 3),
+    )

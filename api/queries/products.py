@@ -1,0 +1,96 @@
+"""One product: product_summary.sql + product_sellers.sql (priority order, with histories)."""
+
+from __future__ import annotations
+
+import json
+from typing import Any, TypedDict
+
+from api.db import Database
+from api.encoding import money, timestamp
+from api.queries import load_sql
+
+SUMMARY_SQL = load_sql("product_summary")
+SELLERS_SQL = load_sql("product_sellers")
+
+
+class SellerOffer(TypedDict):
+    seller: str
+    url: str | None
+    product_codes: list[str]
+    current_price: float | None
+    availability_raw: str | None
+    is_available: bool
+    is_preorder: bool
+    min_price: float | None
+    max_price: float | None
+    last_seen_at: str | None
+    price_points: list[list[Any]]
+
+
+class Product(TypedDict):
+    slug: str
+    name: str | None
+    hero_image_url: str | None
+    description: str | None
+    categories: list[str]
+    min_price: float | None
+    min_price_seller: str | None
+    lowest_price_ever: float | None
+    lowest_price_ever_at: str | None
+    seller_count: int
+    is_available: bool
+    is_preorder: bool
+    first_seen_at: str | None
+    last_scraped_at: str | None
+    sellers: list[SellerOffer]
+
+
+async def product_summary(db: Database, slug: str) -> dict[str, Any] | None:
+    r = await db.fetchrow("product_summary", SUMMARY_SQL, slug)
+    if r is None:
+        return None
+    return {
+        "slug": r["slug"],
+        "name": r["name"],
+        "hero_image_url": r["hero_image_url"],
+        "description": r["description"],
+        "categories": list(r["categories"] or []),
+        "min_price": money(r["min_price"]),
+        "min_price_seller": r["min_price_seller"],
+        "lowest_price_ever": money(r["lowest_price_ever"]),
+        "lowest_price_ever_at": timestamp(r["lowest_price_ever_at"]),
+        "seller_count": int(r["seller_count"]),
+        "is_available": bool(r["is_available"]),
+        "is_preorder": bool(r["is_preorder"]),
+        "first_seen_at": timestamp(r["first_seen_at"]),
+        "last_scraped_at": timestamp(r["last_scraped_at"]),
+    }
+
+
+async def product_sellers(db: Database, slug: str) -> list[SellerOffer]:
+    rows = await db.fetch("product_sellers", SELLERS_SQL, slug)
+    return [
+        SellerOffer(
+            seller=r["seller"],
+            url=r["url"],
+            product_codes=list(r["product_codes"] or []),
+            current_price=money(r["current_price"]),
+            availability_raw=r["availability_raw"],
+            is_available=bool(r["is_available"]),
+            is_preorder=bool(r["is_preorder"]),
+            min_price=money(r["min_price"]),
+            max_price=money(r["max_price"]),
+            last_seen_at=timestamp(r["last_seen_at"]),
+            price_points=json.loads(r["price_points"]) if r["price_points"] else [],
+        )
+        for r in rows
+    ]
+
+
+async def product(db: Database, slug: str) -> Product | None:
+    summary = await product_summary(db, slug)
+    if summary is None:
+        return None
+    sellers = await product_sellers(db, slug)
+    result: Product = {**summary, "sellers": sellers}  # type: ignore[typeddict-item]
+    return result

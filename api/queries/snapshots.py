@@ -1,0 +1,39 @@
+"""Newest raw snapshots with the previous price: recent_snapshots.sql."""
+
+from __future__ import annotations
+
+from typing import TypedDict
+
+from api.db import Database
+from api.encoding import money, timestamp
+from api.queries import load_sql
+
+SQL = load_sql("recent_snapshots")
+
+
+class RecentSnapshot(TypedDict):
+    slug: str | None
+    seller: str | None
+    price: float | None
+    previous_price: float | None
+    availability_raw: str | None
+    is_available: bool
+    is_preorder: bool
+    scraped_at: str | None
+
+
+async def recent_snapshots(db: Database, limit: int) -> list[RecentSnapshot]:
+    rows = await db.fetch("recent_snapshots", SQL, limit)
+    return [
+        RecentSnapshot(
+            slug=r["slug"],
+            seller=r["seller"],
+            price=money(r["price"]),
+            previous_price=money(r["previous_price"]),
+            availability_raw=r["availability_raw"],
+            is_available=bool(r["is_available"]),
+            is_preorder=bool(r["is_preorder"]),
+            scraped_at=timestamp(r["scraped_at"]),
+        )
+        for r in rows
+    ]

@@ -1,0 +1,46 @@
+"""Type-ahead: suggest.sql."""
+
+from __future__ import annotations
+
+from typing import TypedDict
+
+from api.db import Database
+from api.encoding import money
+from api.params import SuggestQuery, like_escape
+from api.queries import load_sql
+
+SQL = load_sql("suggest")
+
+
+class Suggestion(TypedDict):
+    slug: str
+    name: str | None
+    hero_image_url: str | None
+    min_price: float | None
+    is_available: bool
+    is_preorder: bool
+
+
+async def suggest(db: Database, query: SuggestQuery) -> list[Suggestion]:
+    escaped = like_escape(query.q)
+    rows = await db.fetch(
+        "suggest",
+        SQL,
+        query.q,
+        f"%{escaped}%",
+        f"{escaped}%",
+        f"% {escaped}%",
+        query.availability,
+        query.limit,
+    )
+    return [
+        Suggestion(
+            slug=r["slug"],
+            name=r["name"],
+            hero_image_url=r["hero_image_url"],
+            min_price=money(r["min_price"]),
+            is_available=bool(r["is_available"]),
+            is_preorder=bool(r["is_preorder"]),
+        )
+        for r in rows
+    ]

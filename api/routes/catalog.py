@@ -1,0 +1,89 @@
+"""GET /api/v1/catalog"""
+
+from __future__ import annotations
+
+from sanic import Blueprint, HTTPResponse, Request
+from sanic_ext import openapi
+
+from api import reads, schemas
+from api.cache import Cache
+from api.db import Database
+from api.http import cached_response
+from api.params import parse_catalog
+from api.routes.docs import (
+    AVAILABILITY,
+    CACHE_HEADERS,
+    POLICY,
+    apply,
+    error_responses,
+    integer,
+    json_of,
+    number,
+    string,
+)
+
+
+@apply(
+    openapi.summary("List products (light cards), filtered, sorted and paginated"),
+    openapi.description(
+        "One row per product (slug). `total` is exact (count over the filtered products); "
+        "`total_estimate` is the planner's estimate for the same filters (EXPLAIN of the count "
+        "query), cheap to show before counting. Sort ties are broken by slug, so pages are "
+        "stable." + POLICY + CACHE_HEADERS + " Cached 120 s."
+    ),
+    openapi.tag("catalog"),
+    openapi.parameter(
+        "page", integer(minimum=1, maximum=100000, default=1), "query",
+        description="1-based page number; a page past the end returns no items",
+    ),
+    openapi.parameter(
+        "page_size", integer(minimum=1, maximum=100, default=24), "query",
+        description="Items per page",
+    ),
+    openapi.parameter(
+        "availability", AVAILABILITY, "query",
+        description="any | available (some seller has it) | preorder | unavailable",
+    ),
+    openapi.parameter(
+        "min_price", number(minimum=0), "query",
+        description="Lowest min_price (>= 0, at most 2 decimals); must be <= max_price",
+    ),
+    openapi.parameter(
+        "max_price", number(minimum=0), "query",
+        description="Highest min_price (>= 0, at most 2 decimals)",
+    ),
+    openapi.parameter(
+        "categories", str, "query",
+        description=(
+            "Comma-separated categories; a product must carry all of them. Compared in the "
+            "normalized form (trimmed, whitespace collapsed, lower-case)"
+        ),
+    ),
+    openapi.parameter(
+        "q", string(maxLength=100), "query",
+        description=(
+            "Search text (<= 100 chars): trimmed, whitespace collapsed, case- and "
+            "accent-insensitive; every word must occur in the name or slug"
+        ),
+    ),
+    openapi.parameter(
+        "sort",
+        string(enum=["name", "price_asc", "price_desc", "newest", "relevance"]),
+        "query",
+        description=(
+            "Default `relevance` when q is given, else `name`; `relevance` without q falls "
+            "back to `name`. Prices sort missing prices last"
+        ),
+    ),
+    openapi.response(200, json_of(schemas.CatalogPage), "A page of product cards"),
+    *error_responses(400),
+)
+async def get_catalog(request: Request, db: Database, cache: Cache) -> HTTPResponse:
+    query = parse_catalog(request.args)
+    return cached_response(request, await reads.catalog_page(cache, db, query))
+
+
+def blueprint() -> Blueprint:
+    bp = Blueprint("catalog", url_prefix="/api/v1")
+    bp.add_route(get_catalog, "/catalog", methods=["GET"], name="catalog")
+    return bp

@@ -1,0 +1,109 @@
+"""GET /healthz, /readyz, /metrics (not cached, not rate limited)."""
+
+from __future__ import annotations
+
+import asyncio
+from typing import Any
+
+from sanic import Blueprint, HTTPResponse, Request
+from sanic_ext import openapi
+
+from api import metrics, schemas
+from api.cache import Cache
+from api.db import Database, DatabaseUnavailable
+from api.encoding import dumps
+from api.errors import error_response
+from api.queries import health
+from api.routes.docs import apply, json_of
+
+
+@apply(
+    openapi.summary("Liveness: the process is up"),
+    openapi.tag("ops"),
+    openapi.response(200, json_of(schemas.Health), "Up"),
+)
+async def healthz(request: Request) -> HTTPResponse:
+    return HTTPResponse(
+        dumps({"status": "ok"}), content_type="application/json",
+        headers={"Cache-Control": "no-store"},
+    )
+
+
+async def _check_redis(cache: Cache) -> tuple[bool, str | None]:
+    try:
+        await asyncio.wait_for(cache.redis.ping(), timeout=1.0)
+        return True, None
+    except Exception as exc:  # noqa: BLE001 - any failure means "not ready"
+        return False, type(exc).__name__
+
+
+@apply(
+    openapi.summary("Readiness: Postgres and Redis reachable, read models present, data age"),
+    openapi.description(
+        "200 when everything is reachable; 503 in the error shape otherwise, with the checks "
+        "in details. data_age_seconds = now - newest snapshot of the published data (last "
+        "published refresh run, else the newest scrape in the marts)."
+    ),
+    openapi.tag("ops"),
+    openapi.response(200, json_of(schemas.Ready), "Ready"),
+    openapi.response(503, json_of(schemas.Error), "Not ready (details.checks says why)"),
+)
+async def readyz(request: Request, db: Database, cache: Cache) -> HTTPResponse:
+    checks: dict[str, dict[str, Any]] = {}
+    redis_ok, redis_detail = await _check_redis(cache)
+    checks["redis"] = {"ok": redis_ok, "detail": redis_detail}
+    age: dict[str, Any] = {"data_as_of": None, "published_at": None, "age_seconds": None}
+    try:
+        missing = await health.missing_read_models(db)
+        checks["postgres"] = {"ok": True, "detail": None}
+        checks["read_models"] = {
+            "ok": not missing,
+            "detail": ("missing: " + ", ".join(missing)) if missing else None,
+        }
+        if not missing:
+            age = dict(await health.data_age(db))
+            if age["age_seconds"] is not None:
+                metrics.DATA_AGE.set(age["age_seconds"])
+    except DatabaseUnavailable as exc:
+        checks["postgres"] = {"ok": False, "detail": exc.code}
+        checks["read_models"] = {"ok": False, "detail": "unknown (postgres unavailable)"}
+    except Exception as exc:  # noqa: BLE001 - e.g. permission denied: report, don't crash
+        checks["postgres"] = {"ok": True, "detail": None}
+        checks["read_models"] = {"ok": False, "detail": type(exc).__name__}
+    body = {
+        "checks": checks,
+        "data_age_seconds": age["age_seconds"],
+        "data_as_of": age["data_as_of"],
+        "published_at": age["published_at"],
+    }
+    if all(c["ok"] for c in checks.values()):
+        return HTTPResponse(
+            dumps({"status": "ready", **body}), content_type="application/json",
+            headers={"Cache-Control": "no-store"},
+        )
+    failing = [name for name, c in checks.items() if not c["ok"]]
+    return error_response(503, "not_ready", "Not ready: " + ", ".join(failing), body)
+
+
+@apply(
+    openapi.summary("Prometheus metrics (all workers aggregated)"),
+    openapi.tag("ops"),
+    openapi.response(200, {"text/plain": str}, "Prometheus text format"),
+)
+async def metrics_endpoint(request: Request, db: Database) -> HTTPResponse:
+    try:
+        age = await health.data_age(db)
+        if age["age_seconds"] is not None:
+            metrics.DATA_AGE.set(age["age_seconds"])
+    except Exception:  # noqa: BLE001,S110 - metrics must render even without Postgres
+        pass
+    body, content_type = metrics.render()
+    return HTTPResponse(body, content_type=content_type, headers={"Cache-Control": "no-store"})
+
+
+def blueprint() -> Blueprint:
+    bp = Blueprint("ops")
+    bp.add_route(healthz, "/healthz", methods=["GET"], name="healthz")
+    bp.add_route(readyz, "/readyz", methods=["GET"], name="readyz")
+    bp.add_route(metrics_endpoint, "/metrics", methods=["GET"], name="metrics")
+    return bp

@@ -1,0 +1,59 @@
+"""The built web UI (``web/dist`` from vite), served at ``/`` when present.
+
+- ``/`` and ``/p/<slug>`` (client routes, any query string) -> index.html (``no-cache``)
+- ``/assets/...`` -> hashed vite assets (``max-age=1 year, immutable``)
+- other top-level files of dist (favicon, robots.txt) -> themselves
+Nothing here can shadow /api/v1, /docs, /healthz, /readyz or /metrics: there is no catch-all.
+Without web/dist, ``/`` answers a small JSON pointer to the API docs.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from sanic import Blueprint, HTTPResponse, Request
+from sanic.response import file as file_response
+from sanic_ext import openapi
+
+from api.encoding import dumps
+
+RESERVED = {"api", "docs", "healthz", "readyz", "metrics", "p", "assets"}
+
+
+def blueprint(dist: Path) -> Blueprint:
+    bp = Blueprint("web")
+    index = dist / "index.html"
+
+    if not index.is_file():
+
+        @openapi.exclude()
+        async def root_pointer(request: Request) -> HTTPResponse:
+            body = {
+                "name": "pricecat API",
+                "docs": "/docs",
+                "openapi": "/docs/openapi.json",
+                "api": "/api/v1",
+                "note": "web UI not built (web/dist missing)",
+            }
+            return HTTPResponse(dumps(body), content_type="application/json")
+
+        bp.add_route(root_pointer, "/", methods=["GET"], name="root")
+        return bp
+
+    @openapi.exclude()
+    async def spa_index(request: Request, slug: str | None = None) -> HTTPResponse:
+        return await file_response(
+            index, mime_type="text/html; charset=utf-8", headers={"Cache-Control": "no-cache"}
+        )
+
+    bp.add_route(spa_index, "/", methods=["GET"], name="index")
+    bp.add_route(spa_index, "/p/<slug:str>", methods=["GET"], name="product_page")
+
+    assets = dist / "assets"
+    if assets.is_dir():
+        bp.static("/assets", assets, name="assets")
+
+    for path in sorted(dist.iterdir()):
+        if path.is_file() and path.name != "index.html" and path.name not in RESERVED:
+            bp.static(f"/{path.name}", path, name=f"file_{len(bp._future_statics)}")
+    return bp

@@ -1,0 +1,302 @@
+"""The Sanic app factory and ``pricecat serve``.
+
+``create_app()`` builds a fresh app (no module-global app, nothing connects at import time);
+``sanic api.server:create_app --factory`` works. Per worker, a ``before_server_start`` listener
+creates the asyncpg pool and the redis-py asyncio ``BlockingConnectionPool``; sanic-ext injects
+them into handlers (``Database``, ``Cache``); ``after_server_stop`` closes them.
+
+Tuning knobs beyond Settings (env, all optional):
+API_DB_POOL_MIN (2), API_DB_POOL_MAX (10) per worker; API_REDIS_MAX_CONNECTIONS (64) per worker;
+API_GENERATION_CHECK_SECONDS (1.0; 0 = read the generation on every request);
+API_LOCAL_CACHE_ENTRIES (2048; 0 disables the in-process layer); API_ACCESS_LOG (0);
+WEB_DIST_DIR (default <repo>/web/dist).
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import shutil
+import tempfile
+from dataclasses import dataclass, field
+from functools import partial
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+from urllib.parse import urlsplit
+
+from pricecat.config import ConfigError, Settings, parse_database_url
+
+if TYPE_CHECKING:
+    from sanic import Sanic
+
+log = logging.getLogger("api.server")
+
+REPO_ROOT = Path(__file__).resolve().parent.parent
+MULTIPROC_ENV = "PROMETHEUS_MULTIPROC_DIR"
+_CREATED_MULTIPROC_FLAG = "PRICECAT_CREATED_MULTIPROC_DIR"
+
+
+def _env_float(name: str, default: float) -> float:
+    raw = os.environ.get(name)
+    if raw is None or raw == "":
+        return default
+    try:
+        return float(raw)
+    except ValueError as exc:
+        raise ConfigError(f"{name} must be a number (got {raw!r})") from exc
+
+
+def _env_int(name: str, default: int) -> int:
+    return int(_env_float(name, float(default)))
+
+
+@dataclass(frozen=True)
+class ApiOptions:
+    db_pool_min: int = 2
+    db_pool_max: int = 10
+    redis_max_connections: int = 64
+    redis_pool_timeout: float = 2.0
+    generation_check_seconds: float = 1.0
+    local_cache_entries: int = 2048
+    access_log: bool = False
+    web_dist: Path = field(default_factory=lambda: REPO_ROOT / "web" / "dist")
+
+    @classmethod
+    def from_env(cls) -> ApiOptions:
+        return cls(
+            db_pool_min=_env_int("API_DB_POOL_MIN", 2),
+            db_pool_max=_env_int("API_DB_POOL_MAX", 10),
+            redis_max_connections=_env_int("API_REDIS_MAX_CONNECTIONS", 64),
+            generation_check_seconds=_env_float("API_GENERATION_CHECK_SECONDS", 1.0),
+            local_cache_entries=_env_int("API_LOCAL_CACHE_ENTRIES", 2048),
+            access_log=os.environ.get("API_ACCESS_LOG", "0") not in ("", "0", "false"),
+            web_dist=Path(os.environ.get("WEB_DIST_DIR") or REPO_ROOT / "web" / "dist"),
+        )
+
+
+def validate(settings: Settings, options: ApiOptions) -> None:
+    """Fail fast with a clear message on unusable configuration."""
+    parse_database_url(settings.api_database_url)
+    if urlsplit(settings.redis_url).scheme not in ("redis", "rediss", "unix"):
+        raise ConfigError(f"REDIS_URL must start with redis:// (got {settings.redis_url!r})")
+    if settings.statement_timeout_ms <= 0:
+        raise ConfigError("STATEMENT_TIMEOUT_MS must be > 0")
+    if settings.rate_limit_per_minute < 0:
+        raise ConfigError("RATE_LIMIT_PER_MINUTE must be >= 0 (0 = off)")
+    if not settings.cache_namespace:
+        raise ConfigError("CACHE_NAMESPACE must not be empty")
+    for origin in settings.cors_origins:
+        parts = urlsplit(origin)
+        if parts.scheme not in ("http", "https") or not parts.netloc or parts.path not in ("",):
+            raise ConfigError(
+                f"CORS_ORIGINS entries must look like https://host[:port] (got {origin!r})"
+            )
+    if not 1 <= options.db_pool_min <= options.db_pool_max:
+        raise ConfigError("need 1 <= API_DB_POOL_MIN <= API_DB_POOL_MAX")
+    if options.redis_max_connections < 1:
+        raise ConfigError("API_REDIS_MAX_CONNECTIONS must be >= 1")
+
+
+def create_app(
+    settings: Settings | None = None, options: ApiOptions | None = None
+) -> Sanic[Any, Any]:
+    from sanic import HTTPResponse, Request, Sanic
+    from sanic_ext import Extend
+
+    from api import metrics
+    from api.cache import Cache, CacheOptions
+    from api.db import Database, PoolOptions
+    from api.errors import JsonErrorHandler
+    from api.http import Cors, RateLimiter, gzip_response
+    from api.routes import catalog, get_cache, get_database, meta, ops, products, search, web
+
+    if not isinstance(settings, Settings):
+        # `sanic api.server:create_app --factory` passes its CLI arguments: read the env
+        settings = Settings.from_env()
+    if not isinstance(options, ApiOptions):
+        options = ApiOptions.from_env()
+    validate(settings, options)
+
+    app = Sanic("pricecat", error_handler=JsonErrorHandler())
+    app.config.update(
+        {
+            "FALLBACK_ERROR_FORMAT": "json",
+            "ACCESS_LOG": options.access_log,
+            "REQUEST_MAX_HEADER_SIZE": 8192,  # request line + headers
+            "REQUEST_MAX_SIZE": 64 * 1024,  # GET-only API: no large bodies
+            "REQUEST_TIMEOUT": 15,
+            "RESPONSE_TIMEOUT": 30,
+            "KEEP_ALIVE_TIMEOUT": 15,
+            "MOTD": False,
+            "NOISY_EXCEPTIONS": False,
+            # sanic-ext
+            "CORS": False,  # api.http.Cors: only CORS_ORIGINS, nothing by default
+            "HTTP_AUTO_HEAD": True,
+            "HTTP_AUTO_OPTIONS": True,
+            "HTTP_AUTO_TRACE": False,
+            "OAS_UI_DEFAULT": "redoc",
+            "OAS_IGNORE_HEAD": True,
+            "OAS_IGNORE_OPTIONS": True,
+            "HEALTH": False,
+        }
+    )
+    # /docs: a self-contained page rendering /docs/openapi.json (works offline; Redoc and
+    # Swagger UI would load their JavaScript from a CDN). Swagger UI stays at /docs/swagger.
+    docs_html = Path(__file__).resolve().parent / "static" / "docs.html"
+    app.config.OAS_PATH_TO_REDOC_HTML = str(docs_html)
+    app.config.OAS_UI_REDOC_HTML_TITLE = "pricecat API"
+    Extend(app)
+    app.ext.openapi.describe(
+        "pricecat API",
+        version="1.0.0",
+        description=(
+            "Board-game price comparison, read side. JSON under /api/v1, served from the dbt "
+            "read models through Redis. Errors: {\"error\": {\"code\", \"message\", "
+            "\"details\"}} for every 4xx/5xx."
+        ),
+    )
+    app.ext.add_dependency(Database, get_database)
+    app.ext.add_dependency(Cache, get_cache)
+    app.ctx.settings = settings
+    app.ctx.options = options
+
+    for bp in (
+        catalog.blueprint(),
+        products.blueprint(),
+        search.blueprint(),
+        meta.blueprint(),
+        ops.blueprint(),
+        web.blueprint(options.web_dist),
+    ):
+        app.blueprint(bp)
+
+    cors = Cors(frozenset(settings.cors_origins))
+    limiter = (
+        RateLimiter(settings.rate_limit_per_minute) if settings.rate_limit_per_minute > 0 else None
+    )
+
+    @app.before_server_start
+    async def open_pools(app: Sanic[Any, Any]) -> None:
+        from redis.asyncio import BlockingConnectionPool, Redis
+
+        app.ctx.db = await Database.connect(
+            settings.api_database_url,
+            settings.statement_timeout_ms,
+            PoolOptions(min_size=options.db_pool_min, max_size=options.db_pool_max),
+        )
+        pool = BlockingConnectionPool.from_url(
+            settings.redis_url,
+            max_connections=options.redis_max_connections,
+            timeout=options.redis_pool_timeout,
+            socket_connect_timeout=0.5,
+            socket_timeout=2.0,
+        )
+        app.ctx.redis = Redis(connection_pool=pool)
+        app.ctx.cache = Cache(
+            app.ctx.redis,
+            settings.cache_namespace,
+            CacheOptions(
+                generation_check_seconds=options.generation_check_seconds,
+                local_max_entries=options.local_cache_entries,
+                lock_ms=settings.statement_timeout_ms + 500,
+            ),
+        )
+        metrics.WORKERS.inc()
+
+    @app.after_server_stop
+    async def close_pools(app: Sanic[Any, Any]) -> None:
+        metrics.WORKERS.dec()
+        if getattr(app.ctx, "redis", None) is not None:
+            await app.ctx.redis.aclose()
+            await app.ctx.redis.connection_pool.disconnect()
+        if getattr(app.ctx, "db", None) is not None:
+            await app.ctx.db.close()
+        metrics.mark_process_dead(os.getpid())
+
+    @app.main_process_start
+    async def metrics_dir(app: Sanic[Any, Any]) -> None:
+        # `sanic api.server:create_app --factory --workers N` too: spawned workers inherit this
+        if not os.environ.get(MULTIPROC_ENV):
+            os.environ[MULTIPROC_ENV] = tempfile.mkdtemp(prefix="pricecat-metrics-")
+            os.environ[_CREATED_MULTIPROC_FLAG] = os.environ[MULTIPROC_ENV]
+
+    @app.main_process_stop
+    async def metrics_dir_cleanup(app: Sanic[Any, Any]) -> None:
+        created = os.environ.pop(_CREATED_MULTIPROC_FLAG, None)
+        if created and os.environ.get(MULTIPROC_ENV) == created:
+            os.environ.pop(MULTIPROC_ENV, None)
+            shutil.rmtree(created, ignore_errors=True)
+
+    async def before(request: Request) -> HTTPResponse | None:
+        import time
+
+        request.ctx.started = time.perf_counter()
+        preflight = cors.preflight(request)
+        if preflight is not None:
+            return preflight
+        if limiter is not None and request.path.startswith("/api/"):
+            limiter.check(request.remote_addr or request.ip or "unknown")
+        return None
+
+    async def after(request: Request, response: Any) -> None:
+        import time
+
+        route = request.route
+        label = "/" + route.path if route is not None else "unmatched"
+        started = getattr(request.ctx, "started", None)
+        if started is not None:
+            metrics.LATENCY.labels(label).observe(time.perf_counter() - started)
+        metrics.REQUESTS.labels(label, request.method, str(response.status)).inc()
+        cors.decorate(request, response)
+        if response.status == 200 and request.path.startswith("/assets/"):
+            response.headers["Cache-Control"] = "public, max-age=31536000, immutable"
+        gzip_response(request, response)
+
+    app.register_middleware(before, "request")
+    app.register_middleware(after, "response")
+    return app
+
+
+def _prepare_metrics_dir() -> None:
+    """Fresh multiprocess directory before any worker imports prometheus_client."""
+    existing = os.environ.get(MULTIPROC_ENV)
+    if existing:
+        os.makedirs(existing, exist_ok=True)
+        for name in os.listdir(existing):
+            if name.endswith(".db"):
+                os.remove(os.path.join(existing, name))
+        return
+    path = tempfile.mkdtemp(prefix="pricecat-metrics-")
+    os.environ[MULTIPROC_ENV] = path
+    os.environ[_CREATED_MULTIPROC_FLAG] = path
+
+
+def serve(
+    settings: Settings,
+    *,
+    host: str = "127.0.0.1",
+    port: int = 8000,
+    workers: int = 1,
+    dev: bool = False,
+) -> int:
+    """Run the API (and the web UI) with ``workers`` worker processes; blocks until stopped."""
+    from sanic import Sanic
+    from sanic.worker.loader import AppLoader
+
+    options = ApiOptions.from_env()
+    validate(settings, options)
+    if workers < 1:
+        raise ConfigError("--workers must be >= 1")
+    _prepare_metrics_dir()
+    loader = AppLoader(factory=partial(create_app, settings, options))
+    app = loader.load()
+    app.prepare(
+        host=host,
+        port=port,
+        workers=workers,
+        dev=dev,
+        access_log=options.access_log,
+        motd=False,
+    )
+    Sanic.serve(primary=app, app_loader=loader)
+    return 0

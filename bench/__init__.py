@@ -1,0 +1,1 @@
+"""Benchmarks (figures, not assertions); results go to docs/BENCHMARKS.md."""

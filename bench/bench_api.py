@@ -1,0 +1,899 @@
+"""API under load: `pricecat serve --workers 2` on the 2.08M-row seed, driven by wrk with a
+realistic mix, cold and warm cache, against a bare Sanic baseline; uncached latency per endpoint;
+payload size of one catalog page vs the legacy by-code model.
+
+    .venv/bin/python -m bench.bench_api                       # 60 s per phase, 1,000 connections
+    .venv/bin/python -m bench.bench_api --duration 10 --connections 200 --write-docs
+
+Phases, in one run:
+1. start `pricecat serve --workers N` (API_DATABASE_URL: the read-only role) on a free port;
+2. payload size: /api/v1/catalog?page_size=24 (raw and gzip) vs the same 24 products in the old
+   by-code shape (one row per product_code with every snapshot's price), built by SQL over the
+   raw table;
+3. uncached latency per endpoint: a new data generation, then distinct never-requested URLs one
+   at a time (httpx, concurrency 1; /meta/categories has one key, so a new generation before each
+   of its samples); only responses with `X-Cache: miss` count;
+4. cold: bump the data generation (`pricecat.generation.bump_generation`, namespace
+   CACHE_NAMESPACE, default `pricecat:<db>`), then wrk for --duration;
+5. warm: wrk again straight after (same paths);
+6. baseline: bench/baseline_app.py with the same workers, returning a constant body of the warm
+   run's mean body size, same wrk script and paths.
+
+Mix (bench/lua/mix.lua replays a shuffled list of paths, each wrk thread from a random offset):
+catalog pages with filters 40%, product pages 30%, suggest 25%, categories/recent 5%, over slugs,
+category combinations and search terms sampled from the published marts. Errors = non-2xx/3xx
+statuses (counted in Lua) + wrk socket errors. Cache hit ratio from `X-Cache` (counted in Lua) and
+from the /metrics counters (before/after, by layer). Results are printed, written as JSON
+(--json) and, with --write-docs, into the "## API under load" and "## Payload size" sections of
+docs/BENCHMARKS.md (other sections are left alone).
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import contextlib
+import gzip
+import json
+import os
+import platform
+import random
+import re
+import shlex
+import shutil
+import signal
+import socket
+import subprocess
+import sys
+import tempfile
+import time
+import unicodedata
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from decimal import Decimal
+from pathlib import Path
+from typing import Any
+from urllib.parse import quote, urlencode
+
+import asyncpg
+import httpx
+from redis.asyncio import Redis
+
+from pricecat.config import API_ROLE, Settings, with_user
+from pricecat.generation import bump_generation
+
+REPO_ROOT = Path(__file__).resolve().parent.parent
+PRICECAT = str(Path(sys.executable).parent / "pricecat")
+LUA_SCRIPT = REPO_ROOT / "bench" / "lua" / "mix.lua"
+DOCS = REPO_ROOT / "docs" / "BENCHMARKS.md"
+GENERATION_CHECK_SECONDS = 1.0  # the API's default API_GENERATION_CHECK_SECONDS
+
+MIX = (("catalog", 40), ("product", 30), ("suggest", 25), ("other", 5))
+
+
+def log(msg: str) -> None:
+    print(f"bench_api: {msg}", flush=True)
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
+
+
+def fold(text: str) -> str:
+    return "".join(
+        c for c in unicodedata.normalize("NFKD", text.lower()) if not unicodedata.combining(c)
+    )
+
+
+def loadavg() -> tuple[float, float, float]:
+    one, five, fifteen = os.getloadavg()
+    return round(one, 2), round(five, 2), round(fifteen, 2)
+
+
+# ----------------------------------------------------------------------------- inputs
+
+
+async def sample_inputs(database_url: str, n_slugs: int, seed: int) -> dict[str, Any]:
+    conn = await asyncpg.connect(database_url)
+    try:
+        await conn.execute("select setseed($1)", (seed % 1000) / 1000)
+        exists = await conn.fetchval(
+            "select to_regclass('catalog.catalog_slug_summary') is not null"
+        )
+        if not exists:
+            raise SystemExit("bench_api: catalog.catalog_slug_summary does not exist; run "
+                             "`pricecat refresh` first")
+        raw_rows = await conn.fetchval(
+            "select reltuples::bigint from pg_class "
+            "where oid = 'public.product_price_snapshots'::regclass"
+        )
+        slug_rows = await conn.fetchval("select count(*) from catalog.catalog_slug_summary")
+        rows = await conn.fetch(
+            "select slug, name from catalog.catalog_slug_summary order by random() limit $1",
+            n_slugs,
+        )
+        cats = await conn.fetch(
+            "select c, count(*) as n from catalog.catalog_slug_summary, unnest(categories) as c "
+            "group by c order by n desc, c limit 60"
+        )
+        prices = await conn.fetch(
+            "select percentile_disc(array[0.1, 0.25, 0.5, 0.75, 0.9]) within group "
+            "(order by min_price) as p from catalog.catalog_slug_summary "
+            "where min_price is not null"
+        )
+    finally:
+        await conn.close()
+    return {
+        "raw_rows_estimate": int(raw_rows or 0),
+        "slug_rows": int(slug_rows),
+        "slugs": [r["slug"] for r in rows],
+        "names": [r["name"] for r in rows],
+        "categories": [r["c"] for r in cats],
+        "price_points": [float(p) for p in (prices[0]["p"] or [100, 300, 600, 1000, 2000])],
+    }
+
+
+@dataclass(frozen=True)
+class Req:
+    label: str  # catalog | catalog_q | product | suggest | categories | recent
+    path: str
+
+
+class PathMaker:
+    """Builds request paths of each kind from the sampled inputs (deterministic per seed)."""
+
+    def __init__(self, inputs: dict[str, Any], seed: int) -> None:
+        self.rnd = random.Random(seed)
+        self.slugs: list[str] = inputs["slugs"]
+        self.cats: list[str] = inputs["categories"]
+        self.prices: list[float] = inputs["price_points"]
+        words = {w for name in inputs["names"] for w in re.findall(r"\w{3,}", fold(name))}
+        self.words = sorted(w for w in words if not w.isdigit()) or ["kat"]
+
+    def catalog(self) -> Req:
+        rnd = self.rnd
+        params: dict[str, Any] = {}
+        label = "catalog"
+        if rnd.random() < 0.6:
+            params["page"] = rnd.choice([1, 1, 2, 2, 3, 4, 5, 8, 10, 20, 40])
+        if rnd.random() < 0.2:
+            params["page_size"] = rnd.choice([12, 48, 96])
+        if rnd.random() < 0.5:
+            params["availability"] = rnd.choice(["available", "available", "preorder",
+                                                 "unavailable"])
+        if rnd.random() < 0.5:
+            params["sort"] = rnd.choice(["price_asc", "price_desc", "newest", "name"])
+        if rnd.random() < 0.5 and self.cats:
+            params["categories"] = ",".join(
+                rnd.sample(self.cats[: rnd.choice([10, 30, 60])], rnd.choice([1, 1, 1, 2, 3]))
+            )
+        if rnd.random() < 0.3:
+            lo, hi = sorted(rnd.sample(self.prices, 2))
+            if rnd.random() < 0.5:
+                params["min_price"] = int(lo)
+            params["max_price"] = int(hi)
+        if rnd.random() < 0.2:
+            params["q"] = rnd.choice(self.words)
+            label = "catalog_q"
+        return Req(label, "/api/v1/catalog" + ("?" + urlencode(params) if params else ""))
+
+    def product(self) -> Req:
+        return Req("product", f"/api/v1/products/{self.rnd.choice(self.slugs)}")
+
+    def suggest(self) -> Req:
+        rnd = self.rnd
+        w = rnd.choice(self.words)
+        q = w[: rnd.randint(min(3, len(w)), len(w))]
+        if rnd.random() < 0.1 and len(q) > 3:  # one typo
+            i = rnd.randrange(len(q))
+            q = q[:i] + rnd.choice("aeiouxyz") + q[i + 1:]
+        params: dict[str, Any] = {"q": q}
+        if rnd.random() < 0.2:
+            params["availability"] = "available"
+        if rnd.random() < 0.1:
+            params["limit"] = rnd.choice([5, 10])
+        return Req("suggest", "/api/v1/search/suggest?" + urlencode(params))
+
+    def other(self) -> Req:
+        rnd = self.rnd
+        if rnd.random() < 0.5:
+            return Req("categories", "/api/v1/meta/categories")
+        limit = rnd.choice([None, None, 20, 50, 200])
+        return Req("recent", "/api/v1/snapshots/recent" + (f"?limit={limit}" if limit else ""))
+
+    def recent(self, limit: int) -> Req:
+        return Req("recent", f"/api/v1/snapshots/recent?limit={limit}")
+
+    def mix(self, n: int) -> list[Req]:
+        makers = {"catalog": self.catalog, "product": self.product, "suggest": self.suggest,
+                  "other": self.other}
+        out: list[Req] = []
+        for kind, weight in MIX:
+            out += [makers[kind]() for _ in range(n * weight // 100)]
+        self.rnd.shuffle(out)
+        return out
+
+
+def write_paths(reqs: list[Req], path: Path) -> None:
+    path.write_text("".join(quote(r.path, safe="/?&=,:%-_.~+") + "\n" for r in reqs))
+
+
+# ----------------------------------------------------------------------------- processes
+
+
+@dataclass
+class Server:
+    name: str
+    proc: subprocess.Popen[bytes]
+    base: str
+    log_path: Path
+
+    def stop(self) -> None:
+        if self.proc.poll() is None:
+            with contextlib.suppress(ProcessLookupError):
+                os.killpg(self.proc.pid, signal.SIGTERM)
+            try:
+                self.proc.wait(timeout=30)
+            except subprocess.TimeoutExpired:
+                with contextlib.suppress(ProcessLookupError):
+                    os.killpg(self.proc.pid, signal.SIGKILL)
+                self.proc.wait()
+
+    def log_findings(self) -> dict[str, Any]:
+        text = self.log_path.read_text(errors="replace") if self.log_path.exists() else ""
+        interesting = [line for line in text.splitlines()
+                       if re.search(r"error|exception|traceback|warning", line, re.I)]
+        kinds: dict[str, int] = {}
+        for line in interesting:
+            m = re.search(r"([A-Z][A-Za-z]+(?:Error|Exception))", line)
+            key = m.group(1) if m else line.strip()[:80]
+            kinds[key] = kinds.get(key, 0) + 1
+        return {"lines": len(interesting), "kinds": kinds, "first": interesting[:10]}
+
+
+def start(name: str, cmd: list[str], env: dict[str, str], port: int, workdir: Path,
+          ready_path: str) -> Server:
+    log_path = workdir / f"{name}.log"
+    with log_path.open("wb") as fh:
+        proc = subprocess.Popen(cmd, env=env, cwd=REPO_ROOT, stdout=fh, stderr=subprocess.STDOUT,
+                                start_new_session=True)
+    server = Server(name, proc, f"http://127.0.0.1:{port}", log_path)
+    deadline = time.monotonic() + 180
+    while True:
+        try:
+            r = httpx.get(server.base + ready_path, timeout=5)
+            if r.status_code == 200:
+                return server
+        except httpx.HTTPError:
+            pass
+        if proc.poll() is not None or time.monotonic() > deadline:
+            server.stop()
+            tail = log_path.read_text(errors="replace")[-3000:]
+            raise SystemExit(f"bench_api: {name} did not become ready ({ready_path})\n{tail}")
+        time.sleep(0.5)
+
+
+# ----------------------------------------------------------------------------- metrics
+
+
+_CACHE_RE = re.compile(r'^pricecat_cache_requests_total\{([^}]*)\}\s+([0-9.eE+-]+)$')
+_LABEL_RE = re.compile(r'(\w+)="([^"]*)"')
+
+
+def cache_counters(base: str) -> dict[tuple[str, str, str], float]:
+    """(endpoint, result, layer) -> count from /metrics (all workers)."""
+    out: dict[tuple[str, str, str], float] = {}
+    try:
+        text = httpx.get(base + "/metrics", timeout=10).text
+    except httpx.HTTPError:
+        return out
+    for line in text.splitlines():
+        m = _CACHE_RE.match(line)
+        if not m:
+            continue
+        labels = dict(_LABEL_RE.findall(m.group(1)))
+        key = (labels.get("endpoint", "?"), labels.get("result", "?"), labels.get("layer", "?"))
+        out[key] = out.get(key, 0.0) + float(m.group(2))
+    return out
+
+
+def cache_delta(before: dict[tuple[str, str, str], float],
+                after: dict[tuple[str, str, str], float]) -> dict[str, Any]:
+    delta = {k: after.get(k, 0.0) - before.get(k, 0.0) for k in set(before) | set(after)}
+    per_endpoint: dict[str, dict[str, float]] = {}
+    per_layer: dict[str, float] = {}
+    for (endpoint, result, layer), v in delta.items():
+        if v <= 0:
+            continue
+        per_endpoint.setdefault(endpoint, {}).setdefault(result, 0.0)
+        per_endpoint[endpoint][result] += v
+        per_layer[f"{result}/{layer}"] = per_layer.get(f"{result}/{layer}", 0.0) + v
+
+    def ratio(d: dict[str, float]) -> float | None:
+        total = sum(d.values())
+        return round(d.get("hit", 0.0) / total, 4) if total else None
+
+    total: dict[str, float] = {}
+    for d in per_endpoint.values():
+        for k, v in d.items():
+            total[k] = total.get(k, 0.0) + v
+    return {
+        "hit_ratio": ratio(total),
+        "lookups": {k: int(v) for k, v in total.items()},
+        "by_endpoint": {e: {"hit_ratio": ratio(d), **{k: int(v) for k, v in d.items()}}
+                        for e, d in sorted(per_endpoint.items())},
+        "by_layer": {k: int(v) for k, v in sorted(per_layer.items())},
+    }
+
+
+# ----------------------------------------------------------------------------- wrk
+
+
+def run_wrk(base: str, paths_file: Path, workdir: Path, tag: str, args: argparse.Namespace,
+            ) -> dict[str, Any]:
+    out = workdir / f"wrk_{tag}.json"
+    cmd = ["wrk", "-t", str(args.threads), "-c", str(args.connections), "-d", f"{args.duration}s",
+           "--timeout", args.timeout, "--latency", "-s", str(LUA_SCRIPT)]
+    if args.gzip:
+        cmd += ["-H", "Accept-Encoding: gzip"]
+    cmd.append(base)
+    env = {**os.environ, "BENCH_PATHS": str(paths_file), "BENCH_OUT": str(out)}
+    load_before = loadavg()
+    log(f"{tag}: " + " ".join(cmd))
+    proc = subprocess.run(cmd, env=env, capture_output=True, text=True, check=False)
+    if proc.returncode != 0 or not out.exists():
+        raise SystemExit(f"bench_api: wrk failed ({proc.returncode})\n{proc.stdout}\n{proc.stderr}")
+    res = json.loads(out.read_text())
+    statuses = {int(k): v for k, v in res["statuses"].items()}
+    bad = sum(v for k, v in statuses.items() if not 200 <= k < 400)
+    socket_errors = sum(res["errors"][k] for k in ("connect", "read", "write", "timeout"))
+    seconds = res["duration_us"] / 1e6
+    xc = res["x_cache"]
+    looked_up = sum(v for k, v in xc.items() if k in ("hit", "miss", "bypass"))
+    return {
+        "command": " ".join(shlex.quote(c) for c in cmd),
+        "requests": res["requests"],
+        "seconds": round(seconds, 2),
+        "rps": round(res["requests"] / seconds, 1),
+        "latency_ms": {k: round(v / 1000, 2) for k, v in res["latency_us"].items()},
+        "statuses": dict(sorted(statuses.items())),
+        "non_2xx_3xx": bad,
+        "socket_errors": res["errors"],
+        "errors_total": bad + socket_errors,
+        "x_cache": xc,
+        "x_cache_hit_ratio": round(xc.get("hit", 0) / looked_up, 4) if looked_up else None,
+        "mean_body_bytes": round(res["body_bytes"] / res["responses"]) if res["responses"] else 0,
+        "mean_response_bytes": round(res["bytes"] / res["requests"]) if res["requests"] else 0,
+        "loadavg_before": load_before,
+        "loadavg_after": loadavg(),
+        "wrk_stdout": proc.stdout,
+    }
+
+
+# ----------------------------------------------------------------------------- uncached
+
+
+async def new_generation(redis_url: str, namespace: str) -> int:
+    redis = Redis.from_url(redis_url)
+    try:
+        return await bump_generation(redis, namespace)
+    finally:
+        await redis.aclose()
+
+
+def percentile(values: list[float], p: float) -> float:
+    if not values:
+        return float("nan")
+    s = sorted(values)
+    k = (len(s) - 1) * p / 100
+    lo, hi = int(k), min(int(k) + 1, len(s) - 1)
+    return s[lo] + (s[hi] - s[lo]) * (k - lo)
+
+
+async def uncached_latencies(base: str, maker: PathMaker, settings: Settings, samples: int,
+                             category_samples: int, used: set[str]) -> dict[str, Any]:
+    """Distinct never-requested URLs, one at a time, right after a new data generation."""
+    per_label: dict[str, list[Req]] = {"catalog": [], "catalog_q": [], "product": [],
+                                       "suggest": [], "recent": []}
+    seen = set(used)
+    tries = 0
+    while any(len(v) < samples for k, v in per_label.items() if k != "recent") and tries < 50000:
+        tries += 1
+        req = rnd_pick(maker)
+        if req.label in per_label and req.path not in seen and len(per_label[req.label]) < samples:
+            per_label[req.label].append(req)
+            seen.add(req.path)
+    limits = [n for n in range(1, 501) if f"/api/v1/snapshots/recent?limit={n}" not in seen]
+    maker.rnd.shuffle(limits)
+    per_label["recent"] = [maker.recent(n) for n in limits[:samples]]
+
+    await new_generation(settings.redis_url, settings.cache_namespace)
+    await asyncio.sleep(GENERATION_CHECK_SECONDS + 0.3)
+    result: dict[str, Any] = {}
+    async with httpx.AsyncClient(base_url=base, timeout=30) as client:
+        await client.get("/healthz")  # open the keep-alive connection
+        order = [r for reqs in per_label.values() for r in reqs]
+        maker.rnd.shuffle(order)
+        times: dict[str, list[float]] = {k: [] for k in per_label}
+        not_miss: dict[str, int] = {k: 0 for k in per_label}
+        statuses: dict[str, dict[int, int]] = {k: {} for k in per_label}
+        for req in order:
+            t0 = time.perf_counter()
+            r = await client.get(req.path)
+            dt = (time.perf_counter() - t0) * 1000
+            statuses[req.label][r.status_code] = statuses[req.label].get(r.status_code, 0) + 1
+            if r.headers.get("x-cache") == "miss":
+                times[req.label].append(dt)
+            else:
+                not_miss[req.label] += 1
+        times["categories"], not_miss["categories"], statuses["categories"] = [], 0, {}
+        for _ in range(category_samples):
+            await new_generation(settings.redis_url, settings.cache_namespace)
+            await asyncio.sleep(GENERATION_CHECK_SECONDS + 0.2)
+            t0 = time.perf_counter()
+            r = await client.get("/api/v1/meta/categories")
+            dt = (time.perf_counter() - t0) * 1000
+            st = statuses["categories"]
+            st[r.status_code] = st.get(r.status_code, 0) + 1
+            if r.headers.get("x-cache") == "miss":
+                times["categories"].append(dt)
+            else:
+                not_miss["categories"] += 1
+    for label, ts in times.items():
+        result[label] = {
+            "n": len(ts),
+            "p50_ms": round(percentile(ts, 50), 1),
+            "p95_ms": round(percentile(ts, 95), 1),
+            "max_ms": round(max(ts), 1) if ts else None,
+            "not_miss": not_miss[label],
+            "statuses": statuses[label],
+        }
+    return result
+
+
+def rnd_pick(maker: PathMaker) -> Req:
+    kind = maker.rnd.choices([k for k, _ in MIX], weights=[w for _, w in MIX])[0]
+    return {"catalog": maker.catalog, "product": maker.product, "suggest": maker.suggest,
+            "other": maker.other}[kind]()
+
+
+# ----------------------------------------------------------------------------- payload size
+
+
+LEGACY_SQL = """
+with snaps as (
+    select id, scraped_at, seller, product_code, product_name_original, product_name_normalized,
+           price, availability, url, image_url, description, categories
+    from public.product_price_snapshots
+    where product_name_normalized = any($1::text[])
+),
+latest as (
+    select distinct on (product_code)
+        product_code, product_name_normalized, product_name_original, seller, price,
+        availability, url, image_url, description, categories, scraped_at
+    from snaps
+    order by product_code, scraped_at desc, id desc
+)
+select
+    latest.product_code,
+    latest.product_name_normalized,
+    latest.product_name_original as product_name,
+    latest.seller,
+    latest.price,
+    latest.availability,
+    latest.url,
+    latest.image_url,
+    latest.description,
+    latest.categories,
+    latest.scraped_at as last_scraped_at,
+    (
+        select json_agg(
+            json_build_object(
+                'scraped_at', snaps.scraped_at, 'seller', snaps.seller,
+                'price', snaps.price, 'availability', snaps.availability
+            ) order by snaps.scraped_at, snaps.id
+        )
+        from snaps
+        where snaps.product_code = latest.product_code
+    )::text as price_points,
+    (select count(*) from snaps where snaps.product_code = latest.product_code) as n_points
+from latest
+order by latest.product_name_normalized, latest.product_code
+"""
+
+
+def _jsonable(v: Any) -> Any:
+    if isinstance(v, Decimal):
+        return float(v)
+    if isinstance(v, datetime):
+        return v.astimezone(UTC).isoformat()
+    return v
+
+
+async def payload_sizes(base: str, database_url: str) -> dict[str, Any]:
+    path = "/api/v1/catalog?page=1&page_size=24"
+    async with httpx.AsyncClient(base_url=base, timeout=30) as client:
+        plain = await client.get(path, headers={"Accept-Encoding": "identity"})
+        plain.raise_for_status()
+        zipped = await client.get(path, headers={"Accept-Encoding": "gzip"})
+    api_raw = len(plain.content)
+    # httpx decodes gzip: the wire size is the Content-Length of the gzip response
+    api_gzip_wire = int(zipped.headers.get("content-length", "0")) \
+        if zipped.headers.get("content-encoding") == "gzip" else None
+    slugs = [item["slug"] for item in plain.json()["items"]]
+
+    conn = await asyncpg.connect(database_url)
+    try:
+        t0 = time.perf_counter()
+        rows = await conn.fetch(LEGACY_SQL, slugs)
+        legacy_query_ms = (time.perf_counter() - t0) * 1000
+    finally:
+        await conn.close()
+    legacy = []
+    for r in rows:
+        d = {k: _jsonable(r[k]) for k in r.keys() if k not in ("price_points", "n_points")}
+        d["price_points"] = json.loads(r["price_points"])
+        legacy.append(d)
+    legacy_raw_bytes = json.dumps(legacy, ensure_ascii=False, separators=(",", ":")).encode()
+    legacy_gzip = len(gzip.compress(legacy_raw_bytes, compresslevel=5, mtime=0))
+    api_gzip_local = len(gzip.compress(plain.content, compresslevel=5, mtime=0))
+    points = [int(r["n_points"]) for r in rows]
+    return {
+        "path": path,
+        "items": len(slugs),
+        "api_raw_bytes": api_raw,
+        "api_gzip_bytes": api_gzip_wire or api_gzip_local,
+        "api_gzip_source": "API response (Content-Encoding: gzip)" if api_gzip_wire
+        else "gzip level 5 locally",
+        "legacy_rows": len(rows),
+        "legacy_points_total": sum(points),
+        "legacy_points_per_row_median": sorted(points)[len(points) // 2] if points else 0,
+        "legacy_raw_bytes": len(legacy_raw_bytes),
+        "legacy_gzip_bytes": legacy_gzip,
+        "legacy_query_ms": round(legacy_query_ms, 1),
+        "ratio_raw": round(len(legacy_raw_bytes) / api_raw, 1) if api_raw else None,
+        "ratio_gzip": round(legacy_gzip / (api_gzip_wire or api_gzip_local), 1),
+    }
+
+
+# ----------------------------------------------------------------------------- docs
+
+
+def machine_facts() -> dict[str, Any]:
+    cpu = "?"
+    with contextlib.suppress(OSError):
+        for line in Path("/proc/cpuinfo").read_text().splitlines():
+            if line.startswith("model name"):
+                cpu = line.split(":", 1)[1].strip()
+                break
+    mem_gb = "?"
+    with contextlib.suppress(OSError, ValueError):
+        for line in Path("/proc/meminfo").read_text().splitlines():
+            if line.startswith("MemTotal:"):
+                mem_gb = f"{int(line.split()[1]) / 1024 / 1024:.0f}"
+    versions: dict[str, str] = {}
+    for mod in ("sanic", "redis", "asyncpg"):
+        with contextlib.suppress(Exception):
+            versions[mod] = __import__(mod).__version__
+    with contextlib.suppress(OSError, subprocess.SubprocessError):
+        wrk = subprocess.run(["wrk", "-v"], capture_output=True, text=True, check=False)
+        versions["wrk"] = (wrk.stdout + wrk.stderr).split()[1]
+    return {"cores": os.cpu_count(), "cpu": cpu, "mem_gb": mem_gb,
+            "kernel": platform.release(), "python": platform.python_version(), **versions}
+
+
+def replace_sections(path: Path, sections: dict[str, str]) -> None:
+    """Replace (or append) `## heading` sections, leaving every other section as it is.
+    Re-reads the file right before writing: other benchmarks write their own sections."""
+    text = path.read_text() if path.exists() else "# Benchmarks\n"
+    for heading, body in sections.items():
+        block = body.rstrip() + "\n"
+        lines = text.splitlines(keepends=True)
+        start_i = next((i for i, line in enumerate(lines) if line.rstrip() == heading), None)
+        if start_i is None:
+            text = text.rstrip() + "\n\n" + block
+            continue
+        end_i = next((i for i in range(start_i + 1, len(lines))
+                      if lines[i].startswith("## ")), len(lines))
+        tail = "".join(lines[end_i:])
+        text = "".join(lines[:start_i]) + block + ("\n" + tail if tail else "")
+    tmp = path.with_suffix(".md.tmp-bench-api")
+    tmp.write_text(text)
+    os.replace(tmp, path)
+
+
+def fmt_load(t: tuple[float, float, float] | list[float]) -> str:
+    return " / ".join(f"{x:.2f}" for x in t)
+
+
+def render_load_section(r: dict[str, Any]) -> str:
+    m = r["machine"]
+    a = r["args"]
+    dist = r["distinct_by_label"]
+    n_catalog = dist.get("catalog", 0) + dist.get("catalog_q", 0)
+    lines = [
+        "## API under load",
+        "",
+        f"Measured {r['finished_at']} with:",
+        "",
+        "```",
+        r["command"],
+        "```",
+        "",
+        f"Machine: {m['cores']} cores ({m['cpu']}), {m['mem_gb']} GB RAM, Linux {m['kernel']}, "
+        f"Python {m['python']}, Sanic {m.get('sanic', '?')}, redis-py {m.get('redis', '?')}, "
+        f"asyncpg {m.get('asyncpg', '?')}, wrk {m.get('wrk', '?')}. Load generator, API, "
+        "Postgres and Redis share the same 2 cores (loopback). "
+        f"**The machine was shared with other jobs**: load average (1/5/15 min) "
+        f"{fmt_load(r['loadavg_start'])} at the start of the run; per phase below.",
+        "",
+        f"Data: {r['inputs']['raw_rows_estimate']:,} raw snapshots (estimate), "
+        f"{r['inputs']['slug_rows']:,} slugs in `catalog.catalog_slug_summary`. "
+        f"`pricecat serve --workers {a['workers']}`, API as `pricecat_api`, default API options "
+        "(in-process LRU 2,048 entries/worker, generation checked every 1 s, Redis pool 64, "
+        "asyncpg pool 10 per worker).",
+        "",
+        f"Mix: {r['distinct_paths']:,} distinct paths in a shuffled list of {r['paths_total']:,} "
+        "(each wrk thread replays it from a random offset): catalog pages with filters 40% "
+        f"({n_catalog:,} distinct, of which {dist.get('catalog_q', 0):,} with `q`), product "
+        f"pages 30% ({r['distinct_by_label'].get('product', 0):,} distinct slugs), suggest 25% "
+        f"({r['distinct_by_label'].get('suggest', 0):,} distinct), categories/recent 5%. "
+        f"wrk: {a['threads']} threads, {a['connections']:,} connections, {a['duration']} s per "
+        f"phase, timeout {a['timeout']}, "
+        + ("`Accept-Encoding: gzip`." if a["gzip"] else "no `Accept-Encoding` (plain JSON bodies).")
+        + " Errors = non-2xx/3xx responses (counted in `bench/lua/mix.lua`) + socket errors.",
+        "",
+        "| phase | req/s | p50 ms | p95 ms | p99 ms | max ms | errors | cache hit ratio "
+        "(X-Cache) | mean body B | load avg before → after |",
+        "|---|---:|---:|---:|---:|---:|---:|---:|---:|---|",
+    ]
+    for name, label in (("cold", "API, cold cache (new generation)"),
+                        ("warm", "API, warm cache"),
+                        ("baseline", "bare Sanic, constant body")):
+        p = r["phases"].get(name)
+        if not p:
+            continue
+        lat = p["latency_ms"]
+        hit = p["x_cache_hit_ratio"]
+        err = p["errors_total"]
+        err_txt = f"{err:,}"
+        if err:
+            se = {k: v for k, v in p["socket_errors"].items() if v and k != "status"}
+            err_txt += f" ({p['non_2xx_3xx']:,} non-2xx/3xx"
+            err_txt += (f", socket {se}" if se else "") + ")"
+        lines.append(
+            f"| {label} | {p['rps']:,.0f} | {lat['p50']:.1f} | {lat['p95']:.1f} | "
+            f"{lat['p99']:.1f} | {lat['max']:.0f} | {err_txt} | "
+            f"{'—' if hit is None else f'{hit:.1%}'} | {p['mean_body_bytes']:,} | "
+            f"{fmt_load(p['loadavg_before'][:1])} → {fmt_load(p['loadavg_after'][:1])} |"
+        )
+    ratio = r.get("ratio_to_baseline")
+    if ratio:
+        lines += [
+            "",
+            f"**Throughput relative to the bare Sanic handler** (same workers, same wrk script "
+            f"and paths, constant body of the warm run's mean size, "
+            f"{r['phases']['baseline']['mean_body_bytes']:,} B): warm "
+            f"**{ratio['warm']:.0%}**, cold {ratio['cold']:.0%}.",
+        ]
+    lines += ["", "Cache lookups from `/metrics` (all workers, delta over each phase; "
+              "`hit/memory` = in-process LRU, `hit/redis`, `hit/coalesced` = joined an in-flight "
+              "load, `miss/db` = loaded from Postgres):", ""]
+    for name in ("cold", "warm"):
+        c = r["metrics"].get(name)
+        if not c:
+            continue
+        per = ", ".join(f"{e} {d['hit_ratio']:.1%}" for e, d in c["by_endpoint"].items()
+                        if d.get("hit_ratio") is not None)
+        lines.append(f"- {name}: hit ratio {c['hit_ratio']:.1%} "
+                     f"({', '.join(f'{k} {v:,}' for k, v in c['by_layer'].items())}); "
+                     f"per endpoint: {per}." if c["hit_ratio"] is not None else f"- {name}: —")
+    u = r.get("uncached")
+    if u:
+        lines += [
+            "",
+            "Uncached latency per endpoint (served from Postgres: a new data generation, then "
+            "distinct never-requested URLs, one at a time over one keep-alive connection with "
+            "httpx, the API otherwise idle; only responses with `X-Cache: miss` counted; "
+            "`/meta/categories` has one key, so a new generation before each of its samples). "
+            f"Load average {fmt_load(r['uncached_loadavg'][:1])} (1 min) at the time.",
+            "",
+            "| endpoint | n | p50 ms | p95 ms | max ms |",
+            "|---|---:|---:|---:|---:|",
+        ]
+        names = {"catalog": "`/catalog` (filters, no q)", "catalog_q": "`/catalog` with `q`",
+                 "product": "`/products/{slug}`", "suggest": "`/search/suggest`",
+                 "categories": "`/meta/categories`", "recent": "`/snapshots/recent`"}
+        for label, title in names.items():
+            d = u.get(label)
+            if not d or not d["n"]:
+                continue
+            lines.append(f"| {title} | {d['n']} | {d['p50_ms']:.1f} | {d['p95_ms']:.1f} | "
+                         f"{d['max_ms']:.1f} |")
+    f = r.get("server_log")
+    if f and f["lines"]:
+        lines += ["", f"Server log during the run: {f['lines']} warning/error lines: "
+                  f"{', '.join(f'{k} ×{v}' for k, v in list(f['kinds'].items())[:8])}."]
+    notes = r.get("notes") or []
+    if notes:
+        lines += ["", *[f"- {n}" for n in notes]]
+    return "\n".join(lines) + "\n"
+
+
+def render_payload_section(r: dict[str, Any]) -> str:
+    p = r["payload"]
+    return "\n".join([
+        "## Payload size",
+        "",
+        f"One catalog page (`GET {p['path']}`, {p['items']} light cards, default sort) from the "
+        f"API vs the same {p['items']} products in the old by-code read model with full price "
+        f"arrays: one row per `product_code` ({p['legacy_rows']} rows for {p['items']} products) "
+        "with the latest snapshot's fields (code, slug, name, seller, price, availability, url, "
+        "image, description, raw categories, last scraped) and `price_points` holding **every** "
+        "snapshot `{scraped_at, seller, price, availability}` — built by SQL over "
+        "`public.product_price_snapshots` in `bench/bench_api.py` "
+        f"({p['legacy_points_total']:,} points, median {p['legacy_points_per_row_median']} per "
+        "row). Both as compact JSON.",
+        "",
+        f"Measured {r['finished_at']}, command: `{r['command']}`.",
+        "",
+        "| payload | raw | gzip |",
+        "|---|---:|---:|",
+        f"| API `/catalog` page (24 items) | {p['api_raw_bytes']:,} B | "
+        f"{p['api_gzip_bytes']:,} B |",
+        f"| legacy by-code rows, full price arrays | {p['legacy_raw_bytes']:,} B | "
+        f"{p['legacy_gzip_bytes']:,} B |",
+        f"| ratio legacy / API | {p['ratio_raw']}× | {p['ratio_gzip']}× |",
+        "",
+        f"API gzip size: {p['api_gzip_source']}; legacy gzip: level 5 locally (as the API does).",
+    ]) + "\n"
+
+
+# ----------------------------------------------------------------------------- main
+
+
+def main(argv: list[str] | None = None) -> int:
+    ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    ap.add_argument("--duration", type=int, default=60, help="seconds per wrk phase")
+    ap.add_argument("--connections", type=int, default=1000)
+    ap.add_argument("--threads", type=int, default=2, help="wrk threads")
+    ap.add_argument("--workers", type=int, default=2, help="Sanic workers (API and baseline)")
+    ap.add_argument("--paths", type=int, default=30000, help="length of the replayed path list")
+    ap.add_argument("--slugs", type=int, default=6000, help="slugs sampled from the marts")
+    ap.add_argument("--timeout", default="10s", help="wrk per-request timeout")
+    ap.add_argument("--gzip", action="store_true", help="send Accept-Encoding: gzip")
+    ap.add_argument("--uncached-samples", type=int, default=40,
+                    help="uncached samples per endpoint (0 = skip)")
+    ap.add_argument("--category-samples", type=int, default=10,
+                    help="uncached /meta/categories samples (each after a new generation)")
+    ap.add_argument("--no-baseline", action="store_true")
+    ap.add_argument("--seed", type=int, default=11)
+    ap.add_argument("--json", default=str(REPO_ROOT / "test-output" / "bench_api.json"))
+    ap.add_argument("--write-docs", action="store_true",
+                    help="write the figures into docs/BENCHMARKS.md (two sections)")
+    ap.add_argument("--note", action="append", default=[], help="a line for the docs")
+    args = ap.parse_args(argv)
+    command = ".venv/bin/python -m bench.bench_api" + (
+        " " + " ".join(shlex.quote(a) for a in (argv if argv is not None else sys.argv[1:]))
+        if (argv if argv is not None else sys.argv[1:]) else "")
+
+    if not shutil.which("wrk"):
+        print("bench_api: wrk is not installed", file=sys.stderr)
+        return 2
+    with contextlib.suppress(ValueError, OSError):
+        import resource
+
+        _, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
+        resource.setrlimit(resource.RLIMIT_NOFILE, (hard, hard))
+
+    settings = Settings.from_env()
+    api_url = os.environ.get("API_DATABASE_URL") or with_user(settings.database_url, API_ROLE)
+    report: dict[str, Any] = {"command": command, "args": vars(args), "machine": machine_facts(),
+                              "loadavg_start": loadavg(), "phases": {}, "metrics": {},
+                              "notes": list(args.note)}
+    inputs = asyncio.run(sample_inputs(settings.database_url, args.slugs, args.seed))
+    report["inputs"] = {k: inputs[k] for k in ("raw_rows_estimate", "slug_rows")}
+    maker = PathMaker(inputs, args.seed)
+    reqs = maker.mix(args.paths)
+    distinct: dict[str, set[str]] = {}
+    for req in reqs:
+        distinct.setdefault(req.label, set()).add(req.path)
+    report["paths_total"] = len(reqs)
+    report["distinct_paths"] = len({r.path for r in reqs})
+    report["distinct_by_label"] = {k: len(v) for k, v in sorted(distinct.items())}
+    workdir = Path(tempfile.mkdtemp(prefix="pricecat-bench-api-"))
+    report["workdir"] = str(workdir)
+    paths_file = workdir / "paths.txt"
+    write_paths(reqs, paths_file)
+    log(f"{len(reqs):,} paths ({report['distinct_paths']:,} distinct) in {paths_file}; "
+        f"distinct by kind {report['distinct_by_label']}; load avg {report['loadavg_start']}")
+
+    port = free_port()
+    env = {**os.environ, "DATABASE_URL": settings.database_url, "API_DATABASE_URL": api_url,
+           "REDIS_URL": settings.redis_url, "CACHE_NAMESPACE": settings.cache_namespace,
+           "RATE_LIMIT_PER_MINUTE": "0", "API_ACCESS_LOG": "0"}
+    env.pop("PROMETHEUS_MULTIPROC_DIR", None)
+    api = start("api", [PRICECAT, "serve", "--host", "127.0.0.1", "--port", str(port),
+                        "--workers", str(args.workers)], env, port, workdir, "/readyz")
+    log(f"API ready on {api.base} (pid {api.proc.pid}), log {api.log_path}")
+    try:
+        report["payload"] = asyncio.run(payload_sizes(api.base, settings.database_url))
+        log(f"payload: {report['payload']}")
+        if args.uncached_samples > 0:
+            report["uncached_loadavg"] = loadavg()
+            report["uncached"] = asyncio.run(uncached_latencies(
+                api.base, PathMaker(inputs, args.seed + 1), settings, args.uncached_samples,
+                args.category_samples, {r.path for r in reqs}))
+            for label, d in report["uncached"].items():
+                log(f"uncached {label}: {d}")
+
+        gen = asyncio.run(new_generation(settings.redis_url, settings.cache_namespace))
+        time.sleep(GENERATION_CHECK_SECONDS + 0.5)
+        log(f"cold: data generation bumped to {gen}")
+        for phase in ("cold", "warm"):
+            before = cache_counters(api.base)
+            report["phases"][phase] = run_wrk(api.base, paths_file, workdir, phase, args)
+            report["metrics"][phase] = cache_delta(before, cache_counters(api.base))
+            print_phase(phase, report["phases"][phase], report["metrics"][phase])
+        report["api_alive_after"] = api.proc.poll() is None
+        try:
+            report["healthz_after"] = httpx.get(api.base + "/healthz", timeout=5).status_code
+        except httpx.HTTPError as exc:
+            report["healthz_after"] = repr(exc)
+    finally:
+        api.stop()
+        report["server_log"] = api.log_findings()
+
+    if not args.no_baseline:
+        body = report["phases"]["warm"]["mean_body_bytes"] or 5000
+        bport = free_port()
+        baseline = start("baseline", [sys.executable, "-m", "bench.baseline_app", "--port",
+                                      str(bport), "--workers", str(args.workers),
+                                      "--body-bytes", str(body)],
+                         {**os.environ, "PYTHONPATH": str(REPO_ROOT)}, bport, workdir, "/")
+        try:
+            report["phases"]["baseline"] = run_wrk(baseline.base, paths_file, workdir, "baseline",
+                                                   args)
+            print_phase("baseline", report["phases"]["baseline"], None)
+        finally:
+            baseline.stop()
+        base_rps = report["phases"]["baseline"]["rps"]
+        if base_rps:
+            report["ratio_to_baseline"] = {
+                p: round(report["phases"][p]["rps"] / base_rps, 3) for p in ("cold", "warm")
+            }
+            log(f"throughput / bare Sanic: {report['ratio_to_baseline']}")
+
+    report["finished_at"] = datetime.now(UTC).strftime("%Y-%m-%d %H:%M UTC")
+    report["loadavg_end"] = loadavg()
+    Path(args.json).parent.mkdir(parents=True, exist_ok=True)
+    Path(args.json).write_text(json.dumps(report, indent=2, default=str))
+    log(f"full report in {args.json}")
+    if report["server_log"]["lines"]:
+        log(f"server log: {report['server_log']['lines']} warning/error lines: "
+            f"{report['server_log']['kinds']}")
+    if args.write_docs:
+        replace_sections(DOCS, {"## API under load": render_load_section(report),
+                                "## Payload size": render_payload_section(report)})
+        log(f"wrote the two sections into {DOCS}")
+    errors = sum(report["phases"][p]["errors_total"] for p in ("cold", "warm"))
+    return 0 if errors == 0 and report.get("api_alive_after") else 1
+
+
+def print_phase(name: str, p: dict[str, Any], c: dict[str, Any] | None) -> None:
+    lat = p["latency_ms"]
+    print(f"\n[{name}] {p['requests']:,} requests in {p['seconds']:.0f}s = {p['rps']:,.0f} req/s; "
+          f"latency ms p50 {lat['p50']} p95 {lat['p95']} p99 {lat['p99']} max {lat['max']}; "
+          f"errors {p['errors_total']} (non-2xx/3xx {p['non_2xx_3xx']}, socket "
+          f"{p['socket_errors']}); statuses {p['statuses']}; X-Cache {p['x_cache']} "
+          f"(hit ratio {p['x_cache_hit_ratio']}); mean body {p['mean_body_bytes']} B; "
+          f"load avg {p['loadavg_before']} -> {p['loadavg_after']}", flush=True)
+    if c is not None:
+        print(f"[{name}] /metrics cache: hit ratio {c['hit_ratio']}; {c['by_layer']}; "
+              f"{c['by_endpoint']}", flush=True)
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

@@ -1,0 +1,65 @@
+"""Small helpers shared by the benchmarks: percentiles, machine facts, BENCHMARKS.md sections."""
+
+from __future__ import annotations
+
+import fcntl
+import math
+import os
+import platform
+import re
+from collections.abc import Sequence
+from datetime import UTC, datetime
+from pathlib import Path
+
+REPO_ROOT = Path(__file__).resolve().parent.parent
+BENCHMARKS_MD = REPO_ROOT / "docs" / "BENCHMARKS.md"
+HEADER = (
+    "# Benchmarks\n\n"
+    "Figures measured on the development machine; each section names its command.\n"
+)
+LOCK_PATH = Path("/tmp/pricecat-benchmarks-md.lock")
+
+
+def percentile(values: Sequence[float], p: float) -> float:
+    """Nearest-rank percentile (p in 0..100) of a non-empty sequence."""
+    if not values:
+        raise ValueError("no values")
+    ordered = sorted(values)
+    rank = max(1, math.ceil(p / 100 * len(ordered)))
+    return ordered[rank - 1]
+
+
+def machine() -> str:
+    cpus = os.cpu_count() or 0
+    mem = ""
+    try:
+        with open("/proc/meminfo") as fh:
+            kib = int(fh.readline().split()[1])
+            mem = f", {kib / 1024 / 1024:.0f} GiB RAM"
+    except (OSError, ValueError, IndexError):
+        pass
+    return f"{platform.machine()}, {cpus} CPU cores{mem}, Python {platform.python_version()}"
+
+
+def today() -> str:
+    return datetime.now(UTC).strftime("%Y-%m-%d %H:%M UTC")
+
+
+def replace_section(title: str, body: str, path: Path = BENCHMARKS_MD) -> None:
+    """Replace (or append) the `## title` section of BENCHMARKS.md, leaving the others alone.
+
+    Several benchmarks write the file; an exclusive lock on a file in /tmp serializes the
+    read-modify-write.
+    """
+    path.parent.mkdir(parents=True, exist_ok=True)
+    with open(LOCK_PATH, "a") as lock:
+        fcntl.flock(lock, fcntl.LOCK_EX)
+        text = path.read_text() if path.exists() else HEADER
+        heading = f"## {title}"
+        section = f"{heading}\n\n{body.strip()}\n"
+        pattern = re.compile(rf"^{re.escape(heading)}\n.*?(?=^## |\Z)", re.S | re.M)
+        if pattern.search(text):
+            text = pattern.sub(lambda _: section + "\n", text, count=1).rstrip("\n") + "\n"
+        else:
+            text = text.rstrip("\n") + "\n\n" + section
+        path.write_text(text)

@@ -1,0 +1,75 @@
+-- wrk script for bench/bench_api.py: replays a request mix and reports what wrk alone cannot.
+--
+--   BENCH_PATHS=paths.txt BENCH_OUT=result.json wrk -t2 -c1000 -d60s --latency -s bench/lua/mix.lua URL
+--
+-- BENCH_PATHS: one request path per line (the mix, already weighted and shuffled); every thread
+-- walks the list from its own random offset. BENCH_OUT: JSON written by done() with requests,
+-- socket errors, p50/p90/p95/p99/p99.9/max latency (µs), statuses, X-Cache values and body bytes.
+
+local threads = {}
+local counter = 1
+
+function setup(thread)
+   thread:set("id", counter)
+   counter = counter + 1
+   table.insert(threads, thread)
+end
+
+function init(args)
+   paths = {}
+   local f = assert(io.open(os.getenv("BENCH_PATHS"), "r"))
+   for line in f:lines() do
+      if line ~= "" then paths[#paths + 1] = line end
+   end
+   f:close()
+   math.randomseed(os.time() * 1000 + id)
+   pos = math.random(1, #paths)
+   statuses = {}
+   xcache = {}
+   body_bytes = 0
+   responses = 0
+end
+
+function request()
+   pos = pos + 1
+   if pos > #paths then pos = 1 end
+   return wrk.format("GET", paths[pos])
+end
+
+function response(status, headers, body)
+   local k = tostring(status)
+   statuses[k] = (statuses[k] or 0) + 1
+   local x = headers["X-Cache"] or headers["x-cache"] or "none"
+   xcache[x] = (xcache[x] or 0) + 1
+   if body then body_bytes = body_bytes + #body end
+   responses = responses + 1
+end
+
+local function json_counts(t)
+   local parts = {}
+   for k, v in pairs(t) do table.insert(parts, string.format('"%s": %d', k, v)) end
+   return "{" .. table.concat(parts, ", ") .. "}"
+end
+
+function done(summary, latency, requests)
+   local st, xc, bytes, n = {}, {}, 0, 0
+   for _, t in ipairs(threads) do
+      for k, v in pairs(t:get("statuses") or {}) do st[k] = (st[k] or 0) + v end
+      for k, v in pairs(t:get("xcache") or {}) do xc[k] = (xc[k] or 0) + v end
+      bytes = bytes + (t:get("body_bytes") or 0)
+      n = n + (t:get("responses") or 0)
+   end
+   local e = summary.errors
+   local out = assert(io.open(os.getenv("BENCH_OUT"), "w"))
+   out:write(string.format(
+      '{"requests": %d, "duration_us": %d, "bytes": %d, "responses": %d, "body_bytes": %d, ' ..
+      '"errors": {"connect": %d, "read": %d, "write": %d, "status": %d, "timeout": %d}, ' ..
+      '"latency_us": {"p50": %d, "p90": %d, "p95": %d, "p99": %d, "p999": %d, "max": %d, ' ..
+      '"mean": %.1f}, "statuses": %s, "x_cache": %s}',
+      summary.requests, summary.duration, summary.bytes, n, bytes,
+      e.connect, e.read, e.write, e.status, e.timeout,
+      latency:percentile(50), latency:percentile(90), latency:percentile(95),
+      latency:percentile(99), latency:percentile(99.9), latency.max, latency.mean,
+      json_counts(st), json_counts(xc)))
+   out:close()
+end

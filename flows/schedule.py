@@ -1,0 +1,67 @@
+"""`pricecat schedule`: serve the `refresh-catalog` deployment every 15 minutes (UTC).
+
+The schedule lives here, in the repo: cron `*/15 * * * *` in UTC, and a deployment-wide
+concurrency limit of 1 with collision strategy CANCEL_NEW, so a run that would overlap a running
+one is cancelled by Prefect before it starts. The flow's Postgres advisory lock is the second
+guard (it also covers `pricecat refresh` started by hand while the scheduler runs).
+
+A scheduled `serve()` needs a real Prefect server (`prefect server start`, PREFECT_API_URL);
+Prefect's ephemeral mode refuses to schedule.
+"""
+
+from __future__ import annotations
+
+import os
+import sys
+from typing import Any
+
+from prefect.client.schemas.objects import ConcurrencyLimitConfig, ConcurrencyLimitStrategy
+from prefect.deployments.runner import RunnerDeployment
+from prefect.schedules import Cron
+from prefect.settings import get_current_settings
+from prefect.types.entrypoint import EntrypointType
+
+from flows.refresh import refresh_catalog
+from pricecat.config import Settings
+
+DEPLOYMENT_NAME = "refresh-catalog-every-15-min"
+DEFAULT_CRON = "*/15 * * * *"
+TIMEZONE = "UTC"
+
+
+def build_deployment(cron: str = DEFAULT_CRON) -> RunnerDeployment:
+    """The served deployment: cron schedule in UTC, never more than one run at a time."""
+    deployment = refresh_catalog.to_deployment(
+        name=DEPLOYMENT_NAME,
+        schedules=[Cron(cron, timezone=TIMEZONE)],
+        concurrency_limit=ConcurrencyLimitConfig(
+            limit=1, collision_strategy=ConcurrencyLimitStrategy.CANCEL_NEW
+        ),
+        description="Build, test and publish the read models; runs never overlap.",
+        tags=["pricecat", "refresh"],
+        # runs load `flows.refresh:refresh_catalog` by module path, whatever the working directory
+        entrypoint_type=EntrypointType.MODULE_PATH,
+    )
+    assert isinstance(deployment, RunnerDeployment)
+    return deployment
+
+
+def serve_schedule(settings: Settings, args: Any = None) -> int:
+    """Serve the deployment in the foreground until interrupted (Ctrl-C pauses the schedule)."""
+    from prefect import serve
+
+    cron = getattr(args, "cron", None) or DEFAULT_CRON
+    if not get_current_settings().api.url:
+        print(
+            "pricecat schedule: PREFECT_API_URL is not set. Scheduling needs a running Prefect "
+            "server:\n  prefect server start   # UI on http://127.0.0.1:4200\n"
+            "  export PREFECT_API_URL=http://127.0.0.1:4200/api\n  pricecat schedule",
+            file=sys.stderr,
+        )
+        return 2
+    # served runs execute in subprocesses that read DATABASE_URL/REDIS_URL from this environment
+    os.environ.setdefault("DATABASE_URL", settings.database_url)
+    os.environ.setdefault("REDIS_URL", settings.redis_url)
+    os.environ.setdefault("CACHE_NAMESPACE", settings.cache_namespace)
+    serve(build_deployment(cron))
+    return 0

@@ -1,0 +1,84 @@
+{#
+    One row per raw snapshot, cleaned: texts trimmed (empty -> NULL), availability classified by the
+    availability_rules seed, categories normalized to a sorted text[]. A view: no joins across
+    snapshots, no aggregation. The rule lookup is a lateral join keyed by the raw availability text
+    only, so Postgres memoizes it (a few dozen distinct texts for millions of rows) and unaccent runs
+    once per distinct text, not once per row.
+#}
+with
+
+source as (
+    select
+        id,
+        scraped_at,
+        seller,
+        product_code,
+        product_name_original,
+        product_name_normalized,
+        price,
+        availability,
+        url,
+        image_url,
+        description,
+        categories
+    from {{ source('scraper', 'product_price_snapshots') }}
+),
+
+availability_rules as (
+    select
+        rule_order,
+        {{ normalize_match_text('pattern') }} as pattern,
+        is_available,
+        is_preorder
+    from {{ ref('availability_rules') }}
+),
+
+classified as (
+    select
+        source.*,
+        first_matching_rule.is_available,
+        first_matching_rule.is_preorder
+    from source
+    left join lateral (
+        select
+            availability_rules.is_available,
+            availability_rules.is_preorder
+        from availability_rules
+        where
+            strpos(
+                {{ normalize_match_text('source.availability') }},
+                availability_rules.pattern
+            ) > 0
+        order by availability_rules.rule_order
+        limit 1
+    ) as first_matching_rule on true
+),
+
+final as (
+    select
+        id as snapshot_id,
+        product_name_normalized as slug,
+        seller,
+        {{ empty_to_null('product_code') }} as product_code,
+        {{ empty_to_null('product_name_original') }} as product_name,
+        {{ empty_to_null('availability') }} as availability_raw,
+        {{ empty_to_null('url') }} as url,
+        {{ empty_to_null('image_url') }} as image_url,
+        {{ empty_to_null('description') }} as description,
+        price,
+        coalesce(is_available, false) as is_available,
+        coalesce(is_preorder, false) as is_preorder,
+        -- presence flags let the marts locate the latest non-empty value without carrying
+        -- the texts themselves through their 2M-row sort
+        {{ empty_to_null('url') }} is not null as has_url,
+        {{ empty_to_null('image_url') }} is not null as has_image_url,
+        {{ empty_to_null('description') }} is not null as has_description,
+        -- same as cardinality(categories) > 0, without building the array
+        coalesce(categories ~ '[^,[:space:]]', false) as has_categories,
+        scraped_at,
+        {{ empty_to_null('categories') }} as categories_raw,
+        {{ normalize_categories('categories') }} as categories
+    from classified
+)
+
+select * from final

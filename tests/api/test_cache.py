@@ -1,0 +1,167 @@
+"""Read-through cache: miss -> hit, canonical keys, generation bump, single flight, and the HTTP
+cache headers (ETag/304, Cache-Control, gzip, CORS)."""
+
+from __future__ import annotations
+
+import asyncio
+import gzip
+
+import httpx
+from redis import Redis
+
+from tests.api.conftest import ALLOWED_ORIGIN, ApiServer, metric_sum
+
+
+def test_miss_then_hit_and_key_in_redis(api: ApiServer) -> None:
+    gen = api.bump_generation()
+    first = api.get("/api/v1/meta/categories")
+    second = api.get("/api/v1/meta/categories")
+    assert first.headers["x-cache"] == "miss"
+    assert second.headers["x-cache"] == "hit"
+    assert first.json() == second.json()
+    r = Redis.from_url(api.settings.redis_url)
+    key = f"{api.settings.cache_namespace}:g{gen}:categories:list"
+    assert r.exists(key) == 1
+    assert 0 < r.ttl(key) <= 600
+    r.close()
+
+
+def test_keys_follow_the_documented_layout(api: ApiServer) -> None:
+    gen = api.bump_generation()
+    api.get("/api/v1/products/azul")
+    api.get("/api/v1/search/suggest?q=Azul&limit=3")
+    api.get("/api/v1/snapshots/recent?limit=7")
+    api.get("/api/v1/catalog?page=2&page_size=5")
+    r = Redis.from_url(api.settings.redis_url)
+    prefix = f"{api.settings.cache_namespace}:g{gen}:"
+    keys = {k.decode()[len(prefix):] for k in r.scan_iter(match=prefix + "*")}
+    r.close()
+    assert "product:azul" in keys
+    assert "suggest:azul:any:3" in keys
+    assert "recent:7" in keys
+    assert any(k.startswith("catalog:") and k.endswith(":2:5") for k in keys)
+    ttls = {"product:azul": 300, "suggest:azul:any:3": 60, "recent:7": 120}
+    r = Redis.from_url(api.settings.redis_url)
+    for suffix, ttl in ttls.items():
+        assert 0 < r.ttl(prefix + suffix) <= ttl
+    r.close()
+
+
+def test_canonical_keys_param_order_case_whitespace_defaults(api: ApiServer) -> None:
+    api.bump_generation()
+    base = "/api/v1/catalog?categories=karetn%C3%AD,p%C3%A1rty&availability=available&q=bang"
+    assert api.get(base).headers["x-cache"] == "miss"
+    same = [
+        "/api/v1/catalog?q=bang&availability=available&categories=p%C3%A1rty,karetn%C3%AD",
+        "/api/v1/catalog?q=%20%20BANG%20&availability=AVAILABLE"
+        "&categories=%20P%C3%81RTY%20,karetn%C3%AD,,karetn%C3%AD",
+        base + "&page=1&page_size=24&sort=relevance",
+        base + "&min_price=&max_price=",
+    ]
+    for url in same:
+        r = api.get(url)
+        assert r.headers["x-cache"] == "hit", url
+        assert [i["slug"] for i in r.json()["items"]] == ["bang"]
+    # quantized prices and the effective sort are canonical too
+    assert api.get("/api/v1/catalog?min_price=100").headers["x-cache"] == "miss"
+    assert api.get("/api/v1/catalog?min_price=100.00&sort=name").headers["x-cache"] == "hit"
+    # a different filter is a different key
+    assert api.get("/api/v1/catalog?min_price=100.01").headers["x-cache"] == "miss"
+    # suggest: q normalized in the key
+    assert api.get("/api/v1/search/suggest?q=Osadn%C3%ADci").headers["x-cache"] == "miss"
+    assert api.get("/api/v1/search/suggest?q=%20osadnici&limit=8").headers["x-cache"] == "hit"
+
+
+def test_generation_bump_invalidates(api: ApiServer) -> None:
+    api.bump_generation()
+    assert api.get("/api/v1/products/carcassonne").headers["x-cache"] == "miss"
+    assert api.get("/api/v1/products/carcassonne").headers["x-cache"] == "hit"
+    api.bump_generation()
+    after = api.get("/api/v1/products/carcassonne")
+    assert after.headers["x-cache"] == "miss"  # the in-process layer is keyed by generation too
+    assert after.json()["slug"] == "carcassonne"
+
+
+def test_concurrent_misses_run_one_query(api: ApiServer) -> None:
+    api.bump_generation()
+    before = metric_sum(api.metrics(), "pricecat_db_queries_total", query="catalog_page")
+    url = "/api/v1/catalog?sort=price_desc&page_size=7&categories=strategick%C3%A9"
+
+    async def burst() -> list[httpx.Response]:
+        async with httpx.AsyncClient(base_url=api.url, timeout=20) as c:
+            return await asyncio.gather(*(c.get(url) for _ in range(25)))
+
+    responses = asyncio.run(burst())
+    assert all(r.status_code == 200 for r in responses)
+    assert len({r.content for r in responses}) == 1
+    after = metric_sum(api.metrics(), "pricecat_db_queries_total", query="catalog_page")
+    assert after - before == 1
+    assert sorted(r.headers["x-cache"] for r in responses).count("miss") == 1
+
+
+def test_etag_304_and_cache_control(api: ApiServer) -> None:
+    r = api.get("/api/v1/products/azul")
+    etag = r.headers["etag"]
+    assert etag.startswith('"') and not etag.startswith("W/")
+    assert r.headers["cache-control"] == "public, max-age=300"
+    again = api.get("/api/v1/products/azul", headers={"If-None-Match": etag})
+    assert again.status_code == 304 and again.content == b""
+    assert again.headers["etag"] == etag
+    other = api.get("/api/v1/products/azul", headers={"If-None-Match": '"nope"'})
+    assert other.status_code == 200
+    assert api.get("/api/v1/catalog").headers["cache-control"] == "public, max-age=120"
+    assert api.get("/api/v1/search/suggest?q=az").headers["cache-control"] == (
+        "public, max-age=60"
+    )
+    assert api.get("/api/v1/meta/categories").headers["cache-control"] == "public, max-age=600"
+    assert api.get("/api/v1/snapshots/recent").headers["cache-control"] == "public, max-age=120"
+    # errors are never cacheable
+    assert api.get("/api/v1/products/nope-nope").headers["cache-control"] == "no-store"
+
+
+def test_gzip_over_1kb_when_accepted(api: ApiServer) -> None:
+    with api.client() as c:
+        raw = c.get("/api/v1/catalog", headers={"Accept-Encoding": "identity"})
+        zipped = c.send(
+            c.build_request("GET", "/api/v1/catalog", headers={"Accept-Encoding": "gzip"}),
+            stream=True,
+        )
+        compressed = zipped.read()  # httpx decodes; compare sizes via the raw stream below
+    assert "content-encoding" not in raw.headers
+    assert len(raw.content) > 1024
+    assert zipped.headers["content-encoding"] == "gzip"
+    assert zipped.headers["vary"].lower().startswith("accept-encoding")
+    assert compressed == raw.content  # decoded body identical
+    assert zipped.headers["etag"] != raw.headers["etag"]  # distinct strong validators
+    assert zipped.headers["etag"].endswith('-gzip"')
+    # a 304 works with either validator
+    r304 = api.get("/api/v1/catalog", headers={"If-None-Match": zipped.headers["etag"]})
+    assert r304.status_code == 304
+    with httpx.stream("GET", api.url + "/api/v1/catalog",
+                      headers={"Accept-Encoding": "gzip"}) as s:
+        body = b"".join(s.iter_raw())
+    assert len(body) < len(raw.content) and gzip.decompress(body) == raw.content
+    small = api.get("/api/v1/search/suggest?q=azul", headers={"Accept-Encoding": "gzip"})
+    assert "content-encoding" not in small.headers  # under 1 KB: not worth it
+
+
+def test_cors_only_for_configured_origins(api: ApiServer) -> None:
+    ok = api.get("/api/v1/meta/categories", headers={"Origin": ALLOWED_ORIGIN})
+    assert ok.headers["access-control-allow-origin"] == ALLOWED_ORIGIN
+    assert "etag" in ok.headers["access-control-expose-headers"].lower()
+    assert "origin" in ok.headers["vary"].lower()
+    evil = api.get("/api/v1/meta/categories", headers={"Origin": "http://evil.example"})
+    assert "access-control-allow-origin" not in evil.headers
+    with api.client() as c:
+        pre = c.options(
+            "/api/v1/catalog",
+            headers={"Origin": ALLOWED_ORIGIN, "Access-Control-Request-Method": "GET"},
+        )
+        bad = c.options(
+            "/api/v1/catalog",
+            headers={"Origin": "http://evil.example", "Access-Control-Request-Method": "GET"},
+        )
+    assert pre.status_code == 204
+    assert pre.headers["access-control-allow-origin"] == ALLOWED_ORIGIN
+    assert "GET" in pre.headers["access-control-allow-methods"]
+    assert "access-control-allow-origin" not in bad.headers

@@ -1,0 +1,95 @@
+"""`pricecat serve --workers 2` over a real socket: /metrics aggregates both worker processes;
+the OpenAPI document describes every endpoint, parameter and response schema."""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import Iterator
+from pathlib import Path
+
+import httpx
+import pytest
+
+from pricecat.config import Settings
+from tests.api.conftest import ApiServer, metric_sum, parse_metrics, run_server, server_settings
+
+
+@pytest.fixture(scope="module")
+def two_workers(db_settings: Settings, api_log_dir: Path) -> Iterator[ApiServer]:
+    with run_server(server_settings(db_settings), api_log_dir, workers=2) as server:
+        yield server
+
+
+def test_metrics_aggregate_both_workers(two_workers: ApiServer) -> None:
+    samples = two_workers.metrics()
+    up = {dict(ls)["pid"] for (n, ls), v in samples.items() if n == "pricecat_worker_up" and v}
+    assert len(up) == 2  # one live series per worker process, in one scrape
+    before = metric_sum(samples, "pricecat_http_requests_total", route="/healthz")
+
+    async def many() -> None:
+        for _ in range(4):  # new connections, spread over both workers by the kernel
+            async with httpx.AsyncClient(base_url=two_workers.url, timeout=20) as c:
+                await asyncio.gather(*(c.get("/healthz") for _ in range(10)))
+
+    asyncio.run(many())
+    # every scrape (whichever worker answers it) sees the requests of both workers
+    for _ in range(4):
+        with httpx.Client(base_url=two_workers.url, timeout=20) as c:
+            text = c.get("/metrics").text
+        samples = parse_metrics(text)
+        assert metric_sum(samples, "pricecat_http_requests_total", route="/healthz") - before == 40
+    assert metric_sum(samples, "pricecat_db_pool_connections_max") == 8  # 2 workers x 4
+    assert "pricecat_http_request_duration_seconds_bucket" in text
+    assert "pricecat_data_age_seconds" in text
+    assert metric_sum(samples, "pricecat_data_age_seconds") > 0
+
+
+def test_single_flight_across_workers(two_workers: ApiServer) -> None:
+    two_workers.bump_generation()
+    before = metric_sum(two_workers.metrics(), "pricecat_db_queries_total", query="suggest")
+
+    async def burst() -> list[httpx.Response]:
+        async def one() -> httpx.Response:
+            async with httpx.AsyncClient(base_url=two_workers.url, timeout=20) as c:
+                return await c.get("/api/v1/search/suggest?q=kocka&limit=5")
+
+        return await asyncio.gather(*(one() for _ in range(20)))
+
+    responses = asyncio.run(burst())
+    assert {r.status_code for r in responses} == {200}
+    assert responses[0].json()["items"][0]["slug"] == "cerna-kocka"
+    after = metric_sum(two_workers.metrics(), "pricecat_db_queries_total", query="suggest")
+    assert after - before == 1
+
+
+def test_openapi_documents_every_endpoint(api: ApiServer) -> None:
+    spec = api.get("/docs/openapi.json").json()
+    paths = spec["paths"]
+    for path in (
+        "/api/v1/catalog", "/api/v1/products/{slug}", "/api/v1/search/suggest",
+        "/api/v1/meta/categories", "/api/v1/snapshots/recent", "/healthz", "/readyz", "/metrics",
+    ):
+        assert "get" in paths[path], path
+    params = {p["name"]: p for p in paths["/api/v1/catalog"]["get"]["parameters"]}
+    assert set(params) == {
+        "page", "page_size", "availability", "min_price", "max_price", "categories", "q", "sort",
+    }
+    assert params["page_size"]["schema"]["maximum"] == 100
+    assert params["availability"]["schema"]["enum"] == ["any", "available", "preorder",
+                                                        "unavailable"]
+    assert all(p.get("description") for p in params.values())
+    suggest = {p["name"]: p for p in paths["/api/v1/search/suggest"]["get"]["parameters"]}
+    assert suggest["q"]["required"] is True
+    slug = paths["/api/v1/products/{slug}"]["get"]["parameters"][0]
+    assert slug["in"] == "path" and slug["name"] == "slug"
+    schemas = spec["components"]["schemas"]
+    card = schemas["CatalogCard"]["properties"]
+    assert {"slug", "min_price", "categories", "last_scraped_at"} <= set(card)
+    assert "price_points" in schemas["SellerOffer"]["properties"]
+    assert set(schemas["ErrorInfo"]["properties"]) == {"code", "message", "details"}
+    ok = paths["/api/v1/catalog"]["get"]["responses"]["200"]["content"]["application/json"]
+    assert ok["schema"]["$ref"].endswith("/CatalogPage")
+    assert "400" in paths["/api/v1/catalog"]["get"]["responses"]
+    assert "404" in paths["/api/v1/products/{slug}"]["get"]["responses"]
+    docs = api.get("/docs")
+    assert docs.status_code == 200 and "openapi.json" in docs.text

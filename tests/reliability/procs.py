@@ -1,0 +1,448 @@
+"""Real processes for the fault tests: a throwaway redis-server, a cuttable TCP proxy in front of
+Postgres, `pricecat serve` and `pricecat refresh` as subprocesses, and a raw HTTP client.
+
+Nothing here touches the shared Postgres (127.0.0.1:5432) or Redis (127.0.0.1:6379) run state:
+Redis outages use our own redis-server on a free port; Postgres outages go through `PgProxy`, a
+small asyncio TCP proxy the API connects through, which can refuse connections (listener closed,
+live connections reset) or black-hole them (accepts, forwards nothing) and be restored.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import http.client
+import json
+import os
+import shutil
+import signal
+import socket
+import subprocess
+import sys
+import tempfile
+import threading
+import time
+from collections.abc import Iterator, Mapping
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+REPO_ROOT = Path(__file__).resolve().parents[2]
+VENV_BIN = Path(sys.executable).parent
+PRICECAT = str(VENV_BIN / "pricecat")
+
+
+def free_port() -> int:
+    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
+
+
+def wait_until(predicate: Any, timeout: float, interval: float = 0.1, what: str = "") -> None:
+    deadline = time.monotonic() + timeout
+    while True:
+        if predicate():
+            return
+        if time.monotonic() > deadline:
+            raise TimeoutError(f"timed out waiting for {what or predicate}")
+        time.sleep(interval)
+
+
+def port_open(port: int, host: str = "127.0.0.1") -> bool:
+    try:
+        with socket.create_connection((host, port), timeout=0.5):
+            return True
+    except OSError:
+        return False
+
+
+# --------------------------------------------------------------------------------------- redis
+
+
+class RedisServer:
+    """Our own redis-server on a free port (no persistence); stop() and start() keep the port."""
+
+    def __init__(self, port: int | None = None) -> None:
+        self.port = port or free_port()
+        self.proc: subprocess.Popen[bytes] | None = None
+        self.redis_cli = shutil.which("redis-cli") or "redis-cli"
+
+    @property
+    def url(self) -> str:
+        return f"redis://127.0.0.1:{self.port}/0"
+
+    def start(self) -> None:
+        exe = shutil.which("redis-server") or "/usr/bin/redis-server"
+        self.proc = subprocess.Popen(
+            [exe, "--port", str(self.port), "--bind", "127.0.0.1", "--save", "",
+             "--appendonly", "no", "--daemonize", "no", "--loglevel", "warning"],
+            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
+        )
+        wait_until(self.ping, 15, what=f"redis on {self.port}")
+
+    def ping(self) -> bool:
+        try:
+            with socket.create_connection(("127.0.0.1", self.port), timeout=0.5) as s:
+                s.sendall(b"PING\r\n")
+                return s.recv(16).startswith(b"+PONG")
+        except OSError:
+            return False
+
+    def command(self, *args: str) -> str:
+        out = subprocess.run(
+            [self.redis_cli, "-p", str(self.port), *args],
+            capture_output=True, text=True, timeout=10, check=True,
+        )
+        return out.stdout.strip()
+
+    def stop(self) -> None:
+        if self.proc is not None and self.proc.poll() is None:
+            self.proc.send_signal(signal.SIGKILL)  # an abrupt outage, not a graceful shutdown
+            self.proc.wait(timeout=10)
+        self.proc = None
+        wait_until(lambda: not port_open(self.port), 10, what="redis port closed")
+
+
+# ------------------------------------------------------------------------------- postgres proxy
+
+
+@dataclass
+class _ProxyState:
+    mode: str = "up"  # up | refuse | blackhole
+    server: asyncio.base_events.Server | None = None
+    writers: set[asyncio.StreamWriter] = field(default_factory=set)
+
+
+class PgProxy:
+    """A TCP proxy in front of Postgres that a test can cut and restore.
+
+    - `refuse()`: closes the listener and resets every live connection (Postgres down/restarting);
+    - `blackhole()`: resets live connections, then accepts new ones but never answers (a dead
+      network path: the client only notices through its own timeouts);
+    - `partition()`: keeps live connections open but forwards nothing either way, and
+      black-holes new ones (in-flight queries only end through client-side timeouts);
+    - `restore()`: forwards again on the same port.
+    """
+
+    def __init__(self, target_host: str, target_port: int) -> None:
+        self.target = (target_host, target_port)
+        self.port = free_port()
+        self.state = _ProxyState()
+        self.loop = asyncio.new_event_loop()
+        self.thread = threading.Thread(target=self.loop.run_forever, daemon=True)
+
+    def start(self) -> None:
+        self.thread.start()
+        self._call(self._listen())
+        wait_until(lambda: port_open(self.port), 10, what="proxy listening")
+
+    def url_for(self, database_url: str) -> str:
+        """`database_url` rewritten to go through the proxy."""
+        from urllib.parse import urlsplit, urlunsplit
+
+        parts = urlsplit(database_url)
+        user = parts.username or "postgres"
+        netloc = f"{user}@127.0.0.1:{self.port}"
+        return urlunsplit((parts.scheme, netloc, parts.path, parts.query, parts.fragment))
+
+    def _call(self, coro: Any) -> Any:
+        return asyncio.run_coroutine_threadsafe(coro, self.loop).result(timeout=30)
+
+    async def _listen(self) -> None:
+        self.state.server = await asyncio.start_server(
+            self._handle, "127.0.0.1", self.port, reuse_address=True
+        )
+
+    async def _pipe(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        try:
+            while True:
+                data = await reader.read(65536)
+                if not data:
+                    break
+                if self.state.mode == "refuse":
+                    break
+                if self.state.mode != "up":
+                    continue  # blackhole/partition: swallow the bytes, answer nothing
+                writer.write(data)
+                await writer.drain()
+        except (ConnectionError, OSError, asyncio.CancelledError):
+            pass
+        finally:
+            with contextlib.suppress(Exception):
+                writer.close()
+
+    async def _handle(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        self.state.writers.add(writer)
+        try:
+            if self.state.mode in ("blackhole", "partition"):
+                # hold the socket open, read and drop whatever the client sends
+                while self.state.mode in ("blackhole", "partition"):
+                    if not await reader.read(65536):
+                        break
+                return
+            try:
+                up_reader, up_writer = await asyncio.open_connection(*self.target)
+            except OSError:
+                return
+            self.state.writers.add(up_writer)
+            await asyncio.gather(self._pipe(reader, up_writer), self._pipe(up_reader, writer))
+            self.state.writers.discard(up_writer)
+        finally:
+            self.state.writers.discard(writer)
+            with contextlib.suppress(Exception):
+                writer.close()
+
+    async def _reset_all(self) -> None:
+        for w in list(self.state.writers):
+            sock = w.get_extra_info("socket")
+            with contextlib.suppress(Exception):
+                if sock is not None:
+                    # RST instead of FIN: what a crashed server / dropped route looks like
+                    linger = (1).to_bytes(4, "little") + (0).to_bytes(4, "little")
+                    sock.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, linger)
+                w.transport.abort()
+        self.state.writers.clear()
+
+    async def _refuse(self) -> None:
+        self.state.mode = "refuse"
+        if self.state.server is not None:
+            self.state.server.close()
+            self.state.server = None
+        await self._reset_all()
+
+    async def _blackhole(self) -> None:
+        self.state.mode = "blackhole"
+        await self._reset_all()
+        if self.state.server is None:
+            await self._listen()
+
+    async def _partition(self) -> None:
+        self.state.mode = "partition"
+        if self.state.server is None:
+            await self._listen()
+
+    async def _restore(self) -> None:
+        if self.state.mode in ("blackhole", "partition"):
+            # bytes were swallowed on these: they can't resume, reset them (TCP would give up too)
+            await self._reset_all()
+        self.state.mode = "up"
+        if self.state.server is None:
+            await self._listen()
+
+    def refuse(self) -> None:
+        self._call(self._refuse())
+        wait_until(lambda: not port_open(self.port), 10, what="proxy closed")
+
+    def blackhole(self) -> None:
+        self._call(self._blackhole())
+
+    def partition(self) -> None:
+        """Live connections stay open but nothing gets through any more (a silent network
+        partition: in-flight queries only end through client-side timeouts)."""
+        self._call(self._partition())
+
+    def restore(self) -> None:
+        self._call(self._restore())
+        wait_until(lambda: port_open(self.port), 10, what="proxy reopened")
+
+    def close(self) -> None:
+        with contextlib.suppress(Exception):
+            self._call(self._refuse())
+        self.loop.call_soon_threadsafe(self.loop.stop)
+        self.thread.join(timeout=5)
+
+
+# ------------------------------------------------------------------------------------- http
+
+
+@dataclass
+class Resp:
+    status: int
+    headers: dict[str, str]
+    body: bytes
+
+    @property
+    def text(self) -> str:
+        return self.body.decode("utf-8", "replace")
+
+    def json(self) -> Any:
+        return json.loads(self.body)
+
+    def header(self, name: str) -> str | None:
+        return self.headers.get(name.lower())
+
+
+def http_get(
+    port: int,
+    path: str,
+    headers: Mapping[str, str] | None = None,
+    timeout: float = 30.0,
+    method: str = "GET",
+) -> Resp:
+    """One request over a fresh connection; `path` is sent byte-for-byte (no re-encoding)."""
+    conn = http.client.HTTPConnection("127.0.0.1", port, timeout=timeout)
+    try:
+        conn.putrequest(method, path, skip_accept_encoding=True)
+        for k, v in (headers or {}).items():
+            conn.putheader(k, v)
+        conn.endheaders()
+        r = conn.getresponse()
+        body = r.read()
+        return Resp(r.status, {k.lower(): v for k, v in r.getheaders()}, body)
+    finally:
+        conn.close()
+
+
+def raw_request(port: int, data: bytes, timeout: float = 30.0) -> Resp:
+    """Send raw bytes (request line + headers) and parse whatever HTTP answer comes back."""
+    with socket.create_connection(("127.0.0.1", port), timeout=timeout) as s:
+        with contextlib.suppress(BrokenPipeError, ConnectionResetError):
+            s.sendall(data)
+        chunks: list[bytes] = []
+        with contextlib.suppress(ConnectionResetError):
+            while True:
+                try:
+                    chunk = s.recv(65536)
+                except TimeoutError:
+                    break
+                if not chunk:
+                    break
+                chunks.append(chunk)
+                raw = b"".join(chunks)
+                if b"\r\n\r\n" in raw:
+                    head, _, rest = raw.partition(b"\r\n\r\n")
+                    length = _content_length(head)
+                    if length is not None and len(rest) >= length:
+                        break
+    raw = b"".join(chunks)
+    if not raw:
+        raise ConnectionError("server closed the connection without an HTTP response")
+    head, _, body = raw.partition(b"\r\n\r\n")
+    lines = head.decode("latin-1").split("\r\n")
+    status = int(lines[0].split(" ")[1])
+    headers = {}
+    for line in lines[1:]:
+        k, _, v = line.partition(":")
+        headers[k.strip().lower()] = v.strip()
+    return Resp(status, headers, body)
+
+
+def _content_length(head: bytes) -> int | None:
+    for line in head.split(b"\r\n")[1:]:
+        k, _, v = line.partition(b":")
+        if k.strip().lower() == b"content-length":
+            return int(v.strip())
+    return None
+
+
+# ------------------------------------------------------------------------------------- api
+
+
+class ApiServer:
+    """`pricecat serve` as a subprocess on a free port with the given environment."""
+
+    def __init__(self, env: Mapping[str, str], workers: int = 1, name: str = "api") -> None:
+        self.port = free_port()
+        self.workers = workers
+        self.env = {**os.environ, **env}
+        self.env.pop("PYTEST_CURRENT_TEST", None)
+        self.logdir = Path(tempfile.mkdtemp(prefix=f"pricecat-rel-{name}-"))
+        self.log_path = self.logdir / "serve.log"
+        self.proc: subprocess.Popen[bytes] | None = None
+
+    @property
+    def base(self) -> str:
+        return f"http://127.0.0.1:{self.port}"
+
+    def start(self, timeout: float = 90.0) -> None:
+        log = open(self.log_path, "wb")  # noqa: SIM115 - closed with the process
+        self.proc = subprocess.Popen(
+            [PRICECAT, "serve", "--host", "127.0.0.1", "--port", str(self.port),
+             "--workers", str(self.workers)],
+            env=self.env, cwd=REPO_ROOT, stdout=log, stderr=subprocess.STDOUT,
+            start_new_session=True,
+        )
+        log.close()
+
+        def up() -> bool:
+            if self.proc is not None and self.proc.poll() is not None:
+                raise RuntimeError(f"pricecat serve exited early:\n{self.log()[-4000:]}")
+            try:
+                return http_get(self.port, "/healthz", timeout=2).status == 200
+            except OSError:
+                return False
+
+        wait_until(up, timeout, interval=0.3, what="pricecat serve /healthz")
+
+    def log(self) -> str:
+        try:
+            return self.log_path.read_text(errors="replace")
+        except OSError:
+            return ""
+
+    def get(self, path: str, headers: Mapping[str, str] | None = None,
+            timeout: float = 30.0) -> Resp:
+        return http_get(self.port, path, headers=headers, timeout=timeout)
+
+    def alive(self) -> bool:
+        return self.proc is not None and self.proc.poll() is None
+
+    def worker_pids(self) -> list[int]:
+        """PIDs of the processes under the serve process (Sanic workers), recursively."""
+        if self.proc is None:
+            return []
+        return descendants(self.proc.pid)
+
+    def stop(self) -> None:
+        if self.proc is None:
+            return
+        if self.proc.poll() is None:
+            with contextlib.suppress(ProcessLookupError):
+                os.killpg(self.proc.pid, signal.SIGTERM)
+            try:
+                self.proc.wait(timeout=15)
+            except subprocess.TimeoutExpired:
+                with contextlib.suppress(ProcessLookupError):
+                    os.killpg(self.proc.pid, signal.SIGKILL)
+                self.proc.wait(timeout=10)
+        self.proc = None
+
+
+def descendants(pid: int) -> list[int]:
+    children: dict[int, list[int]] = {}
+    for entry in Path("/proc").iterdir():
+        if not entry.name.isdigit():
+            continue
+        try:
+            stat = (entry / "stat").read_text()
+        except OSError:
+            continue
+        ppid = int(stat.rpartition(")")[2].split()[1])
+        children.setdefault(ppid, []).append(int(entry.name))
+    out: list[int] = []
+    stack = [pid]
+    while stack:
+        for child in children.get(stack.pop(), []):
+            out.append(child)
+            stack.append(child)
+    return out
+
+
+def rss_kb(pid: int) -> int | None:
+    try:
+        for line in Path(f"/proc/{pid}/status").read_text().splitlines():
+            if line.startswith("VmRSS:"):
+                return int(line.split()[1])
+    except OSError:
+        return None
+    return None
+
+
+@contextlib.contextmanager
+def running_api(env: Mapping[str, str], workers: int = 1, name: str = "api") -> Iterator[ApiServer]:
+    server = ApiServer(env, workers=workers, name=name)
+    try:
+        server.start()
+        yield server
+    finally:
+        server.stop()

@@ -1,0 +1,304 @@
+"""Browser-test fixtures: the built web UI (web/dist), `pricecat serve` on the fixture database
+as a subprocess, and Debian's Chromium driven by Playwright with a network and console log.
+
+Product images are data from the sellers (`hero_image_url`, other hosts). They are the one kind
+of request a page makes to another origin; the page fixture answers them locally with a small
+stand-in SVG (nothing leaves the machine, no DNS errors in the console) and `BrowserLog` allows
+exactly those URLs (the fixture's image URLs, as images) — every other request must go to the
+page's own origin.
+"""
+
+from __future__ import annotations
+
+import os
+import shutil
+import socket
+import subprocess
+import time
+import urllib.error
+import urllib.request
+import zlib
+from collections.abc import Iterator
+from dataclasses import dataclass, field
+from html import escape
+from pathlib import Path
+from urllib.parse import urlsplit
+
+import pytest
+
+from pricecat.config import Settings
+from tests.conftest import REPO_ROOT
+
+WEB_DIR = REPO_ROOT / "web"
+DIST_INDEX = WEB_DIR / "dist" / "index.html"
+CHROMIUM = "/usr/bin/chromium"
+CHROMIUM_ARGS = [
+    "--headless",
+    "--no-sandbox",
+    "--disable-gpu",
+    "--disable-background-networking",
+    "--disable-component-update",
+    "--disable-sync",
+]
+
+
+def stand_in_image(url: str) -> bytes:
+    """A local SVG standing in for a seller-hosted product image (a 'box' labelled with the
+    image's file name), so screenshots show where images go without leaving the machine."""
+    name = escape(url.rsplit("/", 1)[-1])
+    hue = zlib.crc32(url.encode()) % 360
+    return (
+        '<svg xmlns="http://www.w3.org/2000/svg" width="400" height="400" viewBox="0 0 400 400">'
+        f'<rect width="400" height="400" fill="hsl({hue},45%,92%)"/>'
+        f'<rect x="60" y="70" width="280" height="260" rx="14" fill="hsl({hue},40%,55%)"/>'
+        f'<rect x="60" y="70" width="280" height="60" rx="14" fill="hsl({hue},40%,42%)"/>'
+        '<text x="200" y="240" font-family="sans-serif" font-size="26" fill="#fff" '
+        f'text-anchor="middle">{name}</text></svg>'
+    ).encode()
+
+
+def _newest_source_mtime() -> float:
+    paths = [WEB_DIR / "index.html", WEB_DIR / "package-lock.json", WEB_DIR / "vite.config.ts"]
+    paths += [p for p in (WEB_DIR / "src").rglob("*") if p.is_file()]
+    paths += [p for p in (WEB_DIR / "public").rglob("*") if p.is_file()]
+    return max(p.stat().st_mtime for p in paths if p.exists())
+
+
+@pytest.fixture(scope="session")
+def web_dist() -> Path:
+    """web/dist, built with npm when missing or older than the sources."""
+    if DIST_INDEX.exists() and DIST_INDEX.stat().st_mtime >= _newest_source_mtime():
+        return DIST_INDEX.parent
+    npm = shutil.which("npm")
+    if npm is None:
+        pytest.fail("npm is needed to build web/dist (Node 20 + npm)")
+    if not (WEB_DIR / "node_modules").is_dir():
+        subprocess.run(
+            [npm, "ci", "--no-audit", "--no-fund", "--loglevel=error"], cwd=WEB_DIR, check=True
+        )
+    subprocess.run([npm, "run", "--silent", "build"], cwd=WEB_DIR, check=True)
+    assert DIST_INDEX.exists()
+    return DIST_INDEX.parent
+
+
+def _free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return int(sock.getsockname()[1])
+
+
+def _get(url: str) -> int:
+    try:
+        with urllib.request.urlopen(url, timeout=2) as response:
+            return int(response.status)
+    except urllib.error.HTTPError as exc:
+        return exc.code
+
+
+@pytest.fixture(scope="session")
+def web_settings(request: pytest.FixtureRequest, base_settings: Settings) -> Settings:
+    """The fixture database (`fixture_settings`). For quick UI iterations,
+    PRICECAT_WEB_TEST_DB names an existing database that already holds the fixture and its
+    built marts (e.g. one kept with PRICECAT_KEEP_TEST_DB=1) instead of building a new one."""
+    existing = os.environ.get("PRICECAT_WEB_TEST_DB")
+    if existing:
+        from tests import helpers
+
+        return helpers.settings_for_database(base_settings, existing)
+    settings: Settings = request.getfixturevalue("fixture_settings")
+    return settings
+
+
+@pytest.fixture(scope="session")
+def server_url(web_settings: Settings, web_dist: Path, output_dir: Path) -> Iterator[str]:
+    """`pricecat serve` on a free port against the fixture database; stopped at the end."""
+    fixture_settings = web_settings
+    port = _free_port()
+    env = dict(os.environ)
+    env.update(
+        DATABASE_URL=fixture_settings.database_url,
+        API_DATABASE_URL=fixture_settings.api_database_url,
+        REDIS_URL=fixture_settings.redis_url,
+        CACHE_NAMESPACE=fixture_settings.cache_namespace,
+    )
+    pricecat = REPO_ROOT / ".venv" / "bin" / "pricecat"
+    command = [str(pricecat) if pricecat.exists() else "pricecat", "serve"]
+    command += ["--host", "127.0.0.1", "--port", str(port), "--workers", "1"]
+    log_path = output_dir / "web-server.log"
+    with log_path.open("wb") as log:
+        process = subprocess.Popen(
+            command, cwd=REPO_ROOT, env=env, stdout=log, stderr=subprocess.STDOUT
+        )
+        base = f"http://127.0.0.1:{port}"
+        try:
+            deadline = time.monotonic() + 60
+            while True:
+                if process.poll() is not None:
+                    pytest.fail(
+                        f"pricecat serve exited with {process.returncode}:\n"
+                        + log_path.read_text(errors="replace")[-3000:]
+                    )
+                try:
+                    if _get(f"{base}/readyz") == 200 or _get(f"{base}/healthz") == 200:
+                        break
+                except OSError:
+                    pass
+                if time.monotonic() > deadline:
+                    pytest.fail("pricecat serve did not become ready within 60 s")
+                time.sleep(0.3)
+            yield base
+        finally:
+            process.terminate()
+            try:
+                process.wait(timeout=15)
+            except subprocess.TimeoutExpired:
+                process.kill()
+                process.wait(timeout=5)
+
+
+@pytest.fixture(scope="session")
+def browser(server_url: str) -> Iterator[object]:
+    """Chromium. Depends on server_url so that the fixture database (built with asyncio.run)
+    exists before Playwright's sync API starts its event loop in this thread."""
+    from playwright.sync_api import sync_playwright
+
+    if not Path(CHROMIUM).exists():
+        pytest.fail(f"{CHROMIUM} missing: apt-get install chromium (never `playwright install`)")
+    with sync_playwright() as playwright:
+        instance = playwright.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_ARGS)
+        try:
+            yield instance
+        finally:
+            instance.close()
+
+
+def seller_image_urls() -> frozenset[str]:
+    """Every image URL in the fixture data (the only other-origin URLs a page may load)."""
+    from tests.fixtures.snapshots import ROWS
+
+    return frozenset(r["image_url"] for r in ROWS if r["image_url"])
+
+
+@dataclass
+class BrowserLog:
+    origin: str
+    allowed_images: frozenset[str]
+    requests: list[tuple[str, str]] = field(default_factory=list)  # (resource type, url)
+    console_errors: list[str] = field(default_factory=list)
+    page_errors: list[str] = field(default_factory=list)
+    #: console messages a test expects (e.g. the browser's own note about a 404 response)
+    expected_console: list[str] = field(default_factory=list)
+
+    def same_origin(self, url: str) -> bool:
+        parts = urlsplit(url)
+        return f"{parts.scheme}://{parts.netloc}" == self.origin
+
+    def foreign_requests(self) -> list[tuple[str, str]]:
+        """Requests to any other origin, except the sellers' product images."""
+        return [
+            (kind, url)
+            for kind, url in self.requests
+            if not url.startswith("data:")
+            and not self.same_origin(url)
+            and not (kind == "image" and url in self.allowed_images)
+        ]
+
+    def api_paths(self) -> list[str]:
+        return [
+            urlsplit(url).path
+            for _, url in self.requests
+            if self.same_origin(url) and urlsplit(url).path.startswith("/api/")
+        ]
+
+    def unexpected_console(self) -> list[str]:
+        return [
+            text
+            for text in self.console_errors
+            if not any(text.startswith(prefix) for prefix in self.expected_console)
+        ]
+
+    def assert_clean(self) -> None:
+        assert self.foreign_requests() == [], "requests to other hosts"
+        assert self.page_errors == [], "uncaught JavaScript errors"
+        assert self.unexpected_console() == [], "console errors"
+        for path in self.api_paths():
+            assert path.startswith("/api/v1/"), path
+
+
+@dataclass
+class WebPage:
+    page: object  # playwright.sync_api.Page
+    log: BrowserLog
+    base: str
+
+    def goto(self, path: str) -> None:
+        self.page.goto(self.base + path)  # type: ignore[attr-defined]
+
+    def screenshot(self, path: Path, full_page: bool = True) -> None:
+        """Screenshot from the top of the page (the header is sticky)."""
+        page = self.page
+        if full_page:  # walk down the page so that lazy images below the fold load
+            page.evaluate(  # type: ignore[attr-defined]
+                """async () => {
+                    for (let y = 0; y < document.documentElement.scrollHeight; y += 400) {
+                        window.scrollTo(0, y);
+                        await new Promise(r => setTimeout(r, 30));
+                    }
+                }"""
+            )
+        page.evaluate("() => window.scrollTo(0, 0)")  # type: ignore[attr-defined]
+        page.wait_for_function(  # type: ignore[attr-defined]
+            """full => [...document.images].filter(i => {
+                const r = i.getBoundingClientRect();
+                return full || (r.bottom > 0 && r.top < window.innerHeight);
+            }).every(i => i.complete)""",
+            arg=full_page,
+            timeout=5_000,
+        )
+        page.screenshot(path=str(path), full_page=full_page)  # type: ignore[attr-defined]
+
+
+def _open_page(browser: object, server_url: str, viewport: dict[str, int]) -> Iterator[WebPage]:
+    context = browser.new_context(  # type: ignore[attr-defined]
+        viewport=viewport, locale="cs-CZ", timezone_id="Europe/Prague", service_workers="block"
+    )
+    log = BrowserLog(origin=server_url, allowed_images=seller_image_urls())
+
+    def route(route: object) -> None:
+        request = route.request  # type: ignore[attr-defined]
+        if log.same_origin(request.url) or request.url.startswith("data:"):
+            route.continue_()  # type: ignore[attr-defined]
+        elif request.resource_type == "image" and request.url in log.allowed_images:
+            route.fulfill(  # type: ignore[attr-defined]
+                status=200, content_type="image/svg+xml", body=stand_in_image(request.url)
+            )
+        else:
+            route.abort()  # type: ignore[attr-defined]
+
+    context.route("**/*", route)
+    page = context.new_page()
+    page.on("request", lambda r: log.requests.append((r.resource_type, r.url)))
+    page.on(
+        "console",
+        lambda m: log.console_errors.append(f"{m.text} @ {m.location.get('url', '')}")
+        if m.type == "error"
+        else None,
+    )
+    page.on("pageerror", lambda e: log.page_errors.append(str(e)))
+    page.set_default_timeout(15_000)
+    try:
+        yield WebPage(page=page, log=log, base=server_url)
+    finally:
+        context.close()
+
+
+@pytest.fixture
+def web(browser: object, server_url: str) -> Iterator[WebPage]:
+    """A fresh desktop-sized page (1280×900) with its network/console log."""
+    yield from _open_page(browser, server_url, {"width": 1280, "height": 900})
+
+
+@pytest.fixture
+def phone(browser: object, server_url: str) -> Iterator[WebPage]:
+    """A fresh phone-sized page (390×844)."""
+    yield from _open_page(browser, server_url, {"width": 390, "height": 844})

@@ -1,0 +1,70 @@
+/** Small shared UI pieces: availability badges, product images with placeholder, messages. */
+
+import { h, safeHttpUrl } from "./dom";
+
+export function availabilityBadge(
+  item: { is_available: boolean; is_preorder: boolean },
+  rawLabel?: string | null,
+): HTMLElement {
+  const [kind, label] = item.is_available
+    ? ["available", "Skladem"]
+    : item.is_preorder
+      ? ["preorder", "Předobjednávka"]
+      : ["unavailable", "Nedostupné"];
+  return h(
+    "span",
+    { class: `badge badge-${kind}`, title: rawLabel && rawLabel !== label ? rawLabel : null },
+    label,
+  );
+}
+
+function placeholder(name: string, className: string): HTMLElement {
+  const initials = name
+    .split(/\s+/)
+    .filter((w) => /^\p{L}/u.test(w))
+    .slice(0, 2)
+    .map((w) => w[0].toUpperCase())
+    .join("");
+  return h(
+    "div",
+    { class: `${className} image-placeholder`, role: "img", "aria-label": `${name} – bez obrázku` },
+    h("span", { "aria-hidden": "true" }, initials || "?"),
+  );
+}
+
+/**
+ * The product image (the URL is data from the seller) or a placeholder when it is missing or
+ * fails to load. `eager` for the hero image, lazy loading everywhere else.
+ */
+export function productImage(
+  url: string | null,
+  name: string,
+  className: string,
+  options: { eager?: boolean; width?: number; height?: number } = {},
+): HTMLElement {
+  const src = safeHttpUrl(url);
+  if (!src) return placeholder(name, className);
+  const image = h("img", {
+    class: className,
+    src,
+    alt: name,
+    loading: options.eager ? "eager" : "lazy",
+    decoding: "async",
+    referrerpolicy: "no-referrer",
+    width: options.width ?? 240,
+    height: options.height ?? 240,
+  });
+  image.addEventListener("error", () => image.replaceWith(placeholder(name, className)), {
+    once: true,
+  });
+  return image;
+}
+
+export function errorBox(message: string, retry?: () => void): HTMLElement {
+  return h(
+    "div",
+    { class: "message message-error", role: "alert" },
+    h("p", {}, message),
+    retry ? h("button", { type: "button", class: "button", onclick: retry }, "Zkusit znovu") : null,
+  );
+}
