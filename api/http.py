@@ -21,6 +21,7 @@ from api.errors import RateLimited
 
 COMPRESSIBLE = ("application/json", "text/", "application/javascript", "image/svg+xml")
 EXPOSED_HEADERS = "ETag, X-Cache, Retry-After"
+_STATIC_GZIP: dict[tuple[str, int, str], bytes] = {}
 
 
 def accepts_gzip(request: Request) -> bool:
@@ -90,7 +91,17 @@ def gzip_response(request: Request, response: HTTPResponse) -> None:
         or not accepts_gzip(request)
     ):
         return
-    response.body = gzip.compress(body, compresslevel=5, mtime=0)
+    memo_key = None
+    if request.path.startswith("/assets/"):  # immutable hashed files: compress once
+        memo_key = (request.path, len(body), response.headers.get("last-modified", ""))
+        compressed = _STATIC_GZIP.get(memo_key)
+        if compressed is None:
+            compressed = gzip.compress(body, compresslevel=6, mtime=0)
+            if len(_STATIC_GZIP) < 256:
+                _STATIC_GZIP[memo_key] = compressed
+        response.body = compressed
+    else:
+        response.body = gzip.compress(body, compresslevel=5, mtime=0)
     response.headers["Content-Encoding"] = "gzip"
     response.headers["Content-Length"] = str(len(response.body))
     vary = response.headers.get("Vary")

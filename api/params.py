@@ -16,13 +16,16 @@ from __future__ import annotations
 import hashlib
 import re
 import unicodedata
-from collections.abc import Iterable, Mapping, Sequence
-from dataclasses import dataclass
+from collections import OrderedDict
+from collections.abc import Callable, Iterable, Mapping, Sequence
+from dataclasses import dataclass, field
 from decimal import Decimal, InvalidOperation
-from typing import Any
+from typing import Any, Generic, TypeVar
 
 from api.encoding import dumps
 from api.errors import InvalidParameter
+
+T = TypeVar("T")
 
 AVAILABILITY = ("any", "available", "preorder", "unavailable")
 SORTS = ("name", "price_asc", "price_desc", "newest", "relevance")
@@ -187,6 +190,7 @@ class CatalogFilters:
     categories: tuple[str, ...]
     q: str | None
     sort: str
+    _hash: list[str] = field(default_factory=list, compare=False, repr=False)
 
     def canonical(self) -> dict[str, Any]:
         return {
@@ -199,8 +203,10 @@ class CatalogFilters:
         }
 
     def filters_hash(self) -> str:
-        payload = dumps(self.canonical())  # orjson: stable key order as written above
-        return hashlib.sha256(payload).hexdigest()[:20]
+        if not self._hash:  # computed once per parsed query (parses are memoized)
+            payload = dumps(self.canonical())  # orjson: stable key order as written above
+            self._hash.append(hashlib.sha256(payload).hexdigest()[:20])
+        return self._hash[0]
 
 
 @dataclass(frozen=True)
@@ -262,3 +268,25 @@ def parse_recent(raw: Mapping[str, Sequence[str]]) -> int:
 
 def parse_none(raw: Mapping[str, Sequence[str]]) -> None:
     Args(raw, ())
+
+
+class ParseMemo(Generic[T]):
+    """Remembers successful parses by raw query string: hot queries repeat, and parsing +
+    hashing costs more than the in-process cache hit itself. Errors are never memoized."""
+
+    def __init__(self, parse: Callable[[Mapping[str, Sequence[str]]], T], size: int = 4096):
+        self._parse = parse
+        self._size = size
+        self._memo: OrderedDict[str, T] = OrderedDict()
+
+    def __call__(
+        self, query_string: str, raw: Callable[[], Mapping[str, Sequence[str]]]
+    ) -> T:
+        found = self._memo.get(query_string)
+        if found is not None:
+            return found
+        parsed = self._parse(raw())
+        self._memo[query_string] = parsed
+        if len(self._memo) > self._size:
+            self._memo.popitem(last=False)
+        return parsed

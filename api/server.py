@@ -271,6 +271,30 @@ def _prepare_metrics_dir() -> None:
     os.environ[_CREATED_MULTIPROC_FLAG] = path
 
 
+def _probe_database(settings: Settings) -> bool:
+    """Fail fast (before any worker starts) on a wrong database, role or password; an unreachable
+    server only warns: the API then serves what Redis holds and answers 503 otherwise."""
+    import asyncio
+    import sys
+
+    import asyncpg
+
+    from api.db import FATAL_AT_START
+
+    async def probe() -> None:
+        conn = await asyncpg.connect(settings.api_database_url, timeout=5)
+        await conn.close()
+
+    try:
+        asyncio.run(probe())
+    except FATAL_AT_START as exc:
+        print(f"pricecat serve: cannot use API_DATABASE_URL: {exc}", file=sys.stderr)
+        return False
+    except (OSError, TimeoutError, asyncpg.PostgresError) as exc:
+        log.warning("Postgres not reachable at start-up (%s); starting anyway", exc)
+    return True
+
+
 def serve(
     settings: Settings,
     *,
@@ -287,6 +311,8 @@ def serve(
     validate(settings, options)
     if workers < 1:
         raise ConfigError("--workers must be >= 1")
+    if not _probe_database(settings):
+        return 2
     _prepare_metrics_dir()
     loader = AppLoader(factory=partial(create_app, settings, options))
     app = loader.load()

@@ -48,6 +48,7 @@ import sys
 import tempfile
 import time
 import unicodedata
+from collections import Counter
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from decimal import Decimal
@@ -206,12 +207,26 @@ class PathMaker:
     def recent(self, limit: int) -> Req:
         return Req("recent", f"/api/v1/snapshots/recent?limit={limit}")
 
-    def mix(self, n: int) -> list[Req]:
-        makers = {"catalog": self.catalog, "product": self.product, "suggest": self.suggest,
-                  "other": self.other}
+    def pool(self, kind: str, size: int) -> list[Req]:
+        """Up to ``size`` distinct requests of one kind, in generation order."""
+        make = {"catalog": self.catalog, "product": self.product, "suggest": self.suggest,
+                "other": self.other}[kind]
+        seen: dict[str, Req] = {}
+        tries = 0
+        while len(seen) < size and tries < size * 20:
+            tries += 1
+            req = make()
+            seen.setdefault(req.path, req)
+        return list(seen.values())
+
+    def mix(self, n: int, pool_size: int, zipf: float) -> list[Req]:
+        """``n`` requests in the MIX proportions, each kind drawn from a pool of distinct requests
+        with popularity ~ 1 / rank**zipf (0 = uniform): real catalog traffic is skewed."""
         out: list[Req] = []
         for kind, weight in MIX:
-            out += [makers[kind]() for _ in range(n * weight // 100)]
+            pool = self.pool(kind, pool_size)
+            weights = [1.0 / (i + 1) ** zipf for i in range(len(pool))]
+            out += self.rnd.choices(pool, weights=weights, k=n * weight // 100)
         self.rnd.shuffle(out)
         return out
 
@@ -243,14 +258,23 @@ class Server:
 
     def log_findings(self) -> dict[str, Any]:
         text = self.log_path.read_text(errors="replace") if self.log_path.exists() else ""
-        interesting = [line for line in text.splitlines()
-                       if re.search(r"error|exception|traceback|warning", line, re.I)]
         kinds: dict[str, int] = {}
-        for line in interesting:
-            m = re.search(r"([A-Z][A-Za-z]+(?:Error|Exception))", line)
-            key = m.group(1) if m else line.strip()[:80]
+        first: list[str] = []
+        lines = 0
+        for line in text.splitlines():
+            if line.startswith((" ", "Traceback")) or not re.search(
+                r"error|exception|warning|cancelled|unavailable", line, re.I
+            ):
+                continue
+            lines += 1
+            if line.startswith("unhandled error on"):
+                continue  # the next line names the exception
+            m = re.search(r"([A-Za-z_.]+(?:Error|Exception|Cancelled|Timeout))", line)
+            key = m.group(1) if m else re.sub(r"\d+", "N", line.strip())[:70]
             kinds[key] = kinds.get(key, 0) + 1
-        return {"lines": len(interesting), "kinds": kinds, "first": interesting[:10]}
+            if len(first) < 12:
+                first.append(line[:300])
+        return {"lines": lines, "kinds": kinds, "first": first}
 
 
 def start(name: str, cmd: list[str], env: dict[str, str], port: int, workdir: Path,
@@ -279,22 +303,30 @@ def start(name: str, cmd: list[str], env: dict[str, str], port: int, workdir: Pa
 
 
 _CACHE_RE = re.compile(r'^pricecat_cache_requests_total\{([^}]*)\}\s+([0-9.eE+-]+)$')
+_DBERR_RE = re.compile(r'^pricecat_db_errors_total\{([^}]*)\}\s+([0-9.eE+-]+)$')
 _LABEL_RE = re.compile(r'(\w+)="([^"]*)"')
 
 
 def cache_counters(base: str) -> dict[tuple[str, str, str], float]:
-    """(endpoint, result, layer) -> count from /metrics (all workers)."""
+    """(endpoint, result, layer) -> count from /metrics (all workers); database errors as
+    ("db_error", query, kind)."""
     out: dict[tuple[str, str, str], float] = {}
     try:
-        text = httpx.get(base + "/metrics", timeout=10).text
+        text = httpx.get(base + "/metrics", timeout=30).text
     except httpx.HTTPError:
         return out
     for line in text.splitlines():
         m = _CACHE_RE.match(line)
-        if not m:
-            continue
-        labels = dict(_LABEL_RE.findall(m.group(1)))
-        key = (labels.get("endpoint", "?"), labels.get("result", "?"), labels.get("layer", "?"))
+        if m:
+            labels = dict(_LABEL_RE.findall(m.group(1)))
+            key = (labels.get("endpoint", "?"), labels.get("result", "?"),
+                   labels.get("layer", "?"))
+        else:
+            m = _DBERR_RE.match(line)
+            if not m:
+                continue
+            labels = dict(_LABEL_RE.findall(m.group(1)))
+            key = ("db_error", labels.get("query", "?"), labels.get("kind", "?"))
         out[key] = out.get(key, 0.0) + float(m.group(2))
     return out
 
@@ -304,8 +336,12 @@ def cache_delta(before: dict[tuple[str, str, str], float],
     delta = {k: after.get(k, 0.0) - before.get(k, 0.0) for k in set(before) | set(after)}
     per_endpoint: dict[str, dict[str, float]] = {}
     per_layer: dict[str, float] = {}
+    db_errors: dict[str, int] = {}
     for (endpoint, result, layer), v in delta.items():
         if v <= 0:
+            continue
+        if endpoint == "db_error":
+            db_errors[f"{result}:{layer}"] = int(v)
             continue
         per_endpoint.setdefault(endpoint, {}).setdefault(result, 0.0)
         per_endpoint[endpoint][result] += v
@@ -325,6 +361,7 @@ def cache_delta(before: dict[tuple[str, str, str], float],
         "by_endpoint": {e: {"hit_ratio": ratio(d), **{k: int(v) for k, v in d.items()}}
                         for e, d in sorted(per_endpoint.items())},
         "by_layer": {k: int(v) for k, v in sorted(per_layer.items())},
+        "db_errors": db_errors,
     }
 
 
@@ -363,6 +400,7 @@ def run_wrk(base: str, paths_file: Path, workdir: Path, tag: str, args: argparse
         "socket_errors": res["errors"],
         "errors_total": bad + socket_errors,
         "x_cache": xc,
+        "error_codes": res.get("error_codes", {}),
         "x_cache_hit_ratio": round(xc.get("hit", 0) / looked_up, 4) if looked_up else None,
         "mean_body_bytes": round(res["body_bytes"] / res["responses"]) if res["responses"] else 0,
         "mean_response_bytes": round(res["bytes"] / res["requests"]) if res["requests"] else 0,
@@ -457,6 +495,26 @@ def rnd_pick(maker: PathMaker) -> Req:
     kind = maker.rnd.choices([k for k, _ in MIX], weights=[w for _, w in MIX])[0]
     return {"catalog": maker.catalog, "product": maker.product, "suggest": maker.suggest,
             "other": maker.other}[kind]()
+
+
+async def prefill(base: str, paths: list[str], concurrency: int) -> dict[str, int]:
+    """Request every path once (a few at a time) so that the cache holds all of them."""
+    counts: dict[str, int] = {}
+    queue = list(paths)
+
+    async def worker(client: httpx.AsyncClient) -> None:
+        while queue:
+            path = queue.pop()
+            try:
+                r = await client.get(path)
+                key = f"{r.status_code}:{r.headers.get('x-cache', 'none')}"
+            except httpx.HTTPError as exc:
+                key = type(exc).__name__
+            counts[key] = counts.get(key, 0) + 1
+
+    async with httpx.AsyncClient(base_url=base, timeout=30) as client:
+        await asyncio.gather(*(worker(client) for _ in range(concurrency)))
+    return counts
 
 
 # ----------------------------------------------------------------------------- payload size
@@ -636,7 +694,9 @@ def render_load_section(r: dict[str, Any]) -> str:
         "asyncpg pool 10 per worker).",
         "",
         f"Mix: {r['distinct_paths']:,} distinct paths in a shuffled list of {r['paths_total']:,} "
-        "(each wrk thread replays it from a random offset): catalog pages with filters 40% "
+        "(each wrk thread replays it from a random offset; within each kind, popularity "
+        f"∝ 1/rank^{a['zipf']} over a pool of up to {a['pool']:,} distinct requests, as real "
+        "catalog traffic is skewed): catalog pages with filters 40% "
         f"({n_catalog:,} distinct, of which {dist.get('catalog_q', 0):,} with `q`), product "
         f"pages 30% ({r['distinct_by_label'].get('product', 0):,} distinct slugs), suggest 25% "
         f"({r['distinct_by_label'].get('suggest', 0):,} distinct), categories/recent 5%. "
@@ -650,7 +710,8 @@ def render_load_section(r: dict[str, Any]) -> str:
         "|---|---:|---:|---:|---:|---:|---:|---:|---:|---|",
     ]
     for name, label in (("cold", "API, cold cache (new generation)"),
-                        ("warm", "API, warm cache"),
+                        ("warm", "API, warm cache (straight after cold)"),
+                        ("hot", "API, hot set only (all cached first)"),
                         ("baseline", "bare Sanic, constant body")):
         p = r["phases"].get(name)
         if not p:
@@ -669,19 +730,34 @@ def render_load_section(r: dict[str, Any]) -> str:
             f"{'—' if hit is None else f'{hit:.1%}'} | {p['mean_body_bytes']:,} | "
             f"{fmt_load(p['loadavg_before'][:1])} → {fmt_load(p['loadavg_after'][:1])} |"
         )
+    for name in ("cold", "warm", "hot"):
+        p = r["phases"].get(name)
+        c = r["metrics"].get(name) or {}
+        if p and (p["error_codes"] or c.get("db_errors")):
+            lines.append("")
+            lines.append(
+                f"Errors, {name}: responses by `status:error.code` {p['error_codes']}; "
+                f"database errors by `query:kind` from /metrics {c.get('db_errors') or {}}."
+            )
     ratio = r.get("ratio_to_baseline")
     if ratio:
         lines += [
             "",
             f"**Throughput relative to the bare Sanic handler** (same workers, same wrk script "
             f"and paths, constant body of the warm run's mean size, "
-            f"{r['phases']['baseline']['mean_body_bytes']:,} B): warm "
-            f"**{ratio['warm']:.0%}**, cold {ratio['cold']:.0%}.",
+            f"{r['phases']['baseline']['mean_body_bytes']:,} B): "
+            + ", ".join(f"{k} **{v:.1%}**" for k, v in ratio.items()) + ".",
         ]
+    hp = r.get("hot_prefill")
+    if hp:
+        lines += ["", f"Hot phase: the {hp['paths']:,} most requested paths of the mix "
+                  f"({hp['requests_in_list']:,} of the list's entries), each requested once "
+                  f"before (8 at a time, {hp['seconds']} s) so all are cached; the in-process LRU "
+                  "holds 2,048 entries per worker."]
     lines += ["", "Cache lookups from `/metrics` (all workers, delta over each phase; "
               "`hit/memory` = in-process LRU, `hit/redis`, `hit/coalesced` = joined an in-flight "
               "load, `miss/db` = loaded from Postgres):", ""]
-    for name in ("cold", "warm"):
+    for name in ("cold", "warm", "hot"):
         c = r["metrics"].get(name)
         if not c:
             continue
@@ -760,7 +836,11 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--connections", type=int, default=1000)
     ap.add_argument("--threads", type=int, default=2, help="wrk threads")
     ap.add_argument("--workers", type=int, default=2, help="Sanic workers (API and baseline)")
-    ap.add_argument("--paths", type=int, default=30000, help="length of the replayed path list")
+    ap.add_argument("--paths", type=int, default=50000, help="length of the replayed path list")
+    ap.add_argument("--pool", type=int, default=5000,
+                    help="distinct requests generated per kind (catalog, product, suggest)")
+    ap.add_argument("--zipf", type=float, default=0.8,
+                    help="popularity skew over each pool: weight 1/rank**zipf (0 = uniform)")
     ap.add_argument("--slugs", type=int, default=6000, help="slugs sampled from the marts")
     ap.add_argument("--timeout", default="10s", help="wrk per-request timeout")
     ap.add_argument("--gzip", action="store_true", help="send Accept-Encoding: gzip")
@@ -768,11 +848,14 @@ def main(argv: list[str] | None = None) -> int:
                     help="uncached samples per endpoint (0 = skip)")
     ap.add_argument("--category-samples", type=int, default=10,
                     help="uncached /meta/categories samples (each after a new generation)")
+    ap.add_argument("--hot", type=int, default=1000,
+                    help="hot phase: the N most requested paths, all cached first (0 = skip)")
     ap.add_argument("--no-baseline", action="store_true")
     ap.add_argument("--seed", type=int, default=11)
     ap.add_argument("--json", default=str(REPO_ROOT / "test-output" / "bench_api.json"))
     ap.add_argument("--write-docs", action="store_true",
                     help="write the figures into docs/BENCHMARKS.md (two sections)")
+    ap.add_argument("--docs", default=str(DOCS), help="file for --write-docs")
     ap.add_argument("--note", action="append", default=[], help="a line for the docs")
     args = ap.parse_args(argv)
     command = ".venv/bin/python -m bench.bench_api" + (
@@ -796,7 +879,7 @@ def main(argv: list[str] | None = None) -> int:
     inputs = asyncio.run(sample_inputs(settings.database_url, args.slugs, args.seed))
     report["inputs"] = {k: inputs[k] for k in ("raw_rows_estimate", "slug_rows")}
     maker = PathMaker(inputs, args.seed)
-    reqs = maker.mix(args.paths)
+    reqs = maker.mix(args.paths, args.pool, args.zipf)
     distinct: dict[str, set[str]] = {}
     for req in reqs:
         distinct.setdefault(req.label, set()).add(req.path)
@@ -837,6 +920,23 @@ def main(argv: list[str] | None = None) -> int:
             report["phases"][phase] = run_wrk(api.base, paths_file, workdir, phase, args)
             report["metrics"][phase] = cache_delta(before, cache_counters(api.base))
             print_phase(phase, report["phases"][phase], report["metrics"][phase])
+        if args.hot > 0:
+            # the most requested paths of the mix, all cached first: the pure cached-serving cost
+            top = {p for p, _ in Counter(r.path for r in reqs).most_common(args.hot)}
+            hot_reqs = [r for r in reqs if r.path in top]
+            hot_file = workdir / "paths_hot.txt"
+            write_paths(hot_reqs, hot_file)
+            t0 = time.monotonic()
+            filled = asyncio.run(prefill(api.base, sorted(top), 8))
+            report["hot_prefill"] = {"paths": len(top), "requests_in_list": len(hot_reqs),
+                                     "seconds": round(time.monotonic() - t0, 1),
+                                     "results": filled}
+            log(f"hot: prefilled {len(top)} paths in {report['hot_prefill']['seconds']} s: "
+                f"{filled}")
+            before = cache_counters(api.base)
+            report["phases"]["hot"] = run_wrk(api.base, hot_file, workdir, "hot", args)
+            report["metrics"]["hot"] = cache_delta(before, cache_counters(api.base))
+            print_phase("hot", report["phases"]["hot"], report["metrics"]["hot"])
         report["api_alive_after"] = api.proc.poll() is None
         try:
             report["healthz_after"] = httpx.get(api.base + "/healthz", timeout=5).status_code
@@ -862,7 +962,8 @@ def main(argv: list[str] | None = None) -> int:
         base_rps = report["phases"]["baseline"]["rps"]
         if base_rps:
             report["ratio_to_baseline"] = {
-                p: round(report["phases"][p]["rps"] / base_rps, 3) for p in ("cold", "warm")
+                p: round(report["phases"][p]["rps"] / base_rps, 3)
+                for p in ("cold", "warm", "hot") if p in report["phases"]
             }
             log(f"throughput / bare Sanic: {report['ratio_to_baseline']}")
 
@@ -875,10 +976,11 @@ def main(argv: list[str] | None = None) -> int:
         log(f"server log: {report['server_log']['lines']} warning/error lines: "
             f"{report['server_log']['kinds']}")
     if args.write_docs:
-        replace_sections(DOCS, {"## API under load": render_load_section(report),
+        replace_sections(Path(args.docs), {"## API under load": render_load_section(report),
                                 "## Payload size": render_payload_section(report)})
-        log(f"wrote the two sections into {DOCS}")
-    errors = sum(report["phases"][p]["errors_total"] for p in ("cold", "warm"))
+        log(f"wrote the two sections into {args.docs}")
+    errors = sum(report["phases"][p]["errors_total"] for p in ("cold", "warm", "hot")
+                 if p in report["phases"])
     return 0 if errors == 0 and report.get("api_alive_after") else 1
 
 

@@ -27,6 +27,7 @@ import asyncio
 import json
 import os
 import random
+import re
 import sys
 import time
 from dataclasses import dataclass, field
@@ -107,16 +108,24 @@ async def pricecat(*args: str) -> tuple[int, float, str]:
 
 
 async def refresh(settings: Settings) -> dict[str, Any]:
-    rc, wall, out = await pricecat("refresh")
-    if rc != 0:
-        sys.stderr.write(out[-5000:])
-        raise SystemExit(f"pricecat refresh failed (exit {rc})")
+    for _attempt in range(40):
+        rc, wall, out = await pricecat("refresh")
+        if rc != 0:
+            sys.stderr.write(out[-5000:])
+            raise SystemExit(f"pricecat refresh failed (exit {rc})")
+        published = re.search(r"refresh run (\d+) published", out)
+        if published:
+            break
+        print("  another refresh holds the lock; retrying in 15 s", flush=True)
+        await asyncio.sleep(15)
+    else:
+        raise SystemExit("gave up waiting for the refresh lock")
     conn = await asyncpg.connect(settings.database_url)
     try:
         row = await conn.fetchrow(
             "select run_id, status, duration_seconds, timings, slug_rows, slug_seller_rows"
-            " from catalog_ops.refresh_runs where status = 'published'"
-            " order by run_id desc limit 1"
+            " from catalog_ops.refresh_runs where run_id = $1",
+            int(published.group(1)),
         )
     finally:
         await conn.close()

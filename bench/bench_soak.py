@@ -165,7 +165,7 @@ def build_paths(inputs: dict[str, Any], n: int, seed: int) -> list[str]:
             params["max_price"] = int(inputs["p75"])
         if rnd.random() < 0.15 and words:
             params["q"] = rnd.choice(words)
-        return "/api/v1/catalog" + ("?" + urlencode(params) if params else "")
+        return "/api/v1/catalog" + ("?" + urlencode(params, quote_via=quote) if params else "")
 
     def product() -> str:
         return f"/api/v1/products/{rnd.choice(slugs)}"
@@ -179,7 +179,7 @@ def build_paths(inputs: dict[str, Any], n: int, seed: int) -> list[str]:
         params: dict[str, Any] = {"q": q}
         if rnd.random() < 0.2:
             params["availability"] = "available"
-        return "/api/v1/search/suggest?" + urlencode(params)
+        return "/api/v1/search/suggest?" + urlencode(params, quote_via=quote)
 
     def other() -> str:
         return rnd.choice(["/api/v1/meta/categories", "/api/v1/snapshots/recent",
@@ -196,7 +196,9 @@ def build_paths(inputs: dict[str, Any], n: int, seed: int) -> list[str]:
 def write_lua(paths: list[str], directory: Path) -> tuple[Path, Path]:
     out = directory / "wrk_result.json"
     script = directory / "soak.lua"
-    body = ",\n".join('  "' + quote(p, safe="/?&=,:%-_.~") + '"' for p in paths)
+    # paths are already percent-encoded ASCII; only Lua string escapes are needed
+    body = ",\n".join('  "' + p.replace("\\", "\\\\").replace('"', '\\"') + '"'
+                       for p in paths)
     script.write_text(LUA % {"paths": body, "out": str(out)})
     return script, out
 
@@ -212,6 +214,32 @@ def http_status(url: str, timeout: float = 5.0) -> int:
         return int(exc.code)
     except OSError:
         return 0
+
+
+METRIC_LINES = re.compile(
+    r"^pricecat_(http_requests_total|cache_requests_total|redis_degraded_total|db_errors_total)"
+    r"\{[^}]*\} [0-9.e+]+$"
+)
+
+
+def metrics_snapshot(base: str) -> dict[str, float]:
+    """The counters that explain errors (per route/status, cache outcome, DB errors)."""
+    try:
+        with urllib.request.urlopen(base + "/metrics", timeout=10) as r:  # noqa: S310
+            text = r.read().decode()
+    except OSError:
+        return {}
+    out: dict[str, float] = {}
+    for line in text.splitlines():
+        if METRIC_LINES.match(line):
+            key, _, value = line.rpartition(" ")
+            out[key] = out.get(key, 0.0) + float(value)
+    return out
+
+
+def metrics_delta(before: dict[str, float], after: dict[str, float]) -> dict[str, float]:
+    return {k: v - before.get(k, 0.0) for k, v in sorted(after.items())
+            if v - before.get(k, 0.0) > 0}
 
 
 def descendants(pid: int) -> list[int]:
@@ -359,6 +387,7 @@ def main(argv: list[str] | None = None) -> int:
                             "-d", f"{args.warmup}s", "-s", str(script), base],
                            capture_output=True, check=False)
         rss_before = rss_table(server.pid)
+        metrics_before = metrics_snapshot(base)
         rss_samples: list[dict[int, int]] = [rss_before]
 
         refresh_log = RefreshLog()
@@ -392,6 +421,7 @@ def main(argv: list[str] | None = None) -> int:
         sampling.set()
         sampler.join()
         rss_after = rss_table(server.pid)
+        metrics_after = metrics_snapshot(base)
         if refresher is not None:
             refresher.join(timeout=1800)  # let an in-flight refresh finish
         if wrk.returncode != 0 or not result_path.exists():
@@ -423,6 +453,7 @@ def main(argv: list[str] | None = None) -> int:
                 }
                 for pid in pids
             },
+            "metrics_delta": metrics_delta(metrics_before, metrics_after),
             "server_alive": server.poll() is None,
             "healthz_after": http_status(base + "/healthz"),
         })
@@ -454,6 +485,12 @@ def print_summary(r: dict[str, Any]) -> None:
           f"p99.9 {lat['p999']} max {lat['max']}")
     for run in r["refreshes"]:
         print(f"refresh {run['n']}: t+{run['start_s']}s, {run['seconds']}s, rc={run['rc']}")
+    errors = {k: v for k, v in r.get("metrics_delta", {}).items()
+              if "db_errors" in k or "degraded" in k or 'status="5' in k}
+    if errors:
+        print("server-side error counters during the run:")
+        for k, v in errors.items():
+            print(f"  {k} {v:.0f}")
     print("RSS kB (before → after, max):")
     for pid, v in r["rss_kb"].items():
         print(f"  {pid} {v['process'][:60]}: {v['before']} → {v['after']} (max {v['max']})")

@@ -743,7 +743,7 @@ class _RunLogFormatter(logging.Formatter):
         return text
 
 
-def _configure_cli_logging() -> None:
+def configure_cli_logging() -> None:
     """Readable foreground progress: one line per step or dbt line, HTTP chatter hidden."""
     for noisy in ("httpx", "httpcore", "prefect.events", "prefect._internal"):
         logging.getLogger(noisy).setLevel(logging.WARNING)
@@ -761,7 +761,7 @@ def run_refresh(settings: Settings) -> State[Any]:
 
 def run_refresh_cli(settings: Settings, args: Any = None) -> int:
     """`pricecat refresh`: 0 when published or skipped, 1 when the run failed."""
-    _configure_cli_logging()
+    configure_cli_logging()
     state = run_refresh(settings)
     if state.is_completed():
         print(f"pricecat refresh: {state.message or 'completed'}", file=sys.stderr)

@@ -21,7 +21,7 @@ from prefect.schedules import Cron
 from prefect.settings import get_current_settings
 from prefect.types.entrypoint import EntrypointType
 
-from flows.refresh import refresh_catalog
+from flows.refresh import configure_cli_logging, refresh_catalog
 from pricecat.config import Settings
 
 DEPLOYMENT_NAME = "refresh-catalog-every-15-min"
@@ -63,5 +63,6 @@ def serve_schedule(settings: Settings, args: Any = None) -> int:
     os.environ.setdefault("DATABASE_URL", settings.database_url)
     os.environ.setdefault("REDIS_URL", settings.redis_url)
     os.environ.setdefault("CACHE_NAMESPACE", settings.cache_namespace)
+    configure_cli_logging()
     serve(build_deployment(cron))
     return 0

@@ -10,6 +10,8 @@ from api.params import SuggestQuery, like_escape
 from api.queries import load_sql
 
 SQL = load_sql("suggest")
+#: shorter queries match by substring only (see suggest.sql)
+MIN_SIMILARITY_LENGTH = 3
 
 
 class Suggestion(TypedDict):
@@ -32,6 +34,7 @@ async def suggest(db: Database, query: SuggestQuery) -> list[Suggestion]:
         f"% {escaped}%",
         query.availability,
         query.limit,
+        len(query.q) >= MIN_SIMILARITY_LENGTH,
     )
     return [
         Suggestion(

@@ -9,7 +9,7 @@ from api import reads, schemas
 from api.cache import Cache
 from api.db import Database
 from api.http import cached_response
-from api.params import parse_catalog
+from api.params import ParseMemo, parse_catalog
 from api.routes.docs import (
     AVAILABILITY,
     CACHE_HEADERS,
@@ -21,6 +21,8 @@ from api.routes.docs import (
     number,
     string,
 )
+
+_parse_catalog = ParseMemo(parse_catalog)
 
 
 @apply(
@@ -79,7 +81,7 @@ from api.routes.docs import (
     *error_responses(400),
 )
 async def get_catalog(request: Request, db: Database, cache: Cache) -> HTTPResponse:
-    query = parse_catalog(request.args)
+    query = _parse_catalog(request.query_string, lambda: request.args)
     return cached_response(request, await reads.catalog_page(cache, db, query))
 
 

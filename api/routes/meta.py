@@ -9,7 +9,7 @@ from api import reads, schemas
 from api.cache import Cache
 from api.db import Database
 from api.http import cached_response
-from api.params import parse_none, parse_recent
+from api.params import ParseMemo, parse_none, parse_recent
 from api.routes.docs import (
     CACHE_HEADERS,
     POLICY,
@@ -18,6 +18,8 @@ from api.routes.docs import (
     integer,
     json_of,
 )
+
+_parse_recent = ParseMemo(parse_recent)
 
 
 @apply(
@@ -51,7 +53,7 @@ async def get_categories(request: Request, db: Database, cache: Cache) -> HTTPRe
     *error_responses(400),
 )
 async def get_recent(request: Request, db: Database, cache: Cache) -> HTTPResponse:
-    limit = parse_recent(request.args)
+    limit = _parse_recent(request.query_string, lambda: request.args)
     return cached_response(request, await reads.recent(cache, db, limit))
 
 

@@ -9,7 +9,7 @@ from api import reads, schemas
 from api.cache import Cache
 from api.db import Database
 from api.http import cached_response
-from api.params import parse_suggest
+from api.params import ParseMemo, parse_suggest
 from api.routes.docs import (
     AVAILABILITY,
     CACHE_HEADERS,
@@ -20,6 +20,8 @@ from api.routes.docs import (
     json_of,
     string,
 )
+
+_parse_suggest = ParseMemo(parse_suggest)
 
 
 @apply(
@@ -44,7 +46,7 @@ from api.routes.docs import (
     *error_responses(400),
 )
 async def get_suggest(request: Request, db: Database, cache: Cache) -> HTTPResponse:
-    query = parse_suggest(request.args)
+    query = _parse_suggest(request.query_string, lambda: request.args)
     return cached_response(request, await reads.suggestions(cache, db, query))
 
 

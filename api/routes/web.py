@@ -42,9 +42,8 @@ def blueprint(dist: Path) -> Blueprint:
 
     @openapi.exclude()
     async def spa_index(request: Request, slug: str | None = None) -> HTTPResponse:
-        return await file_response(
-            index, mime_type="text/html; charset=utf-8", headers={"Cache-Control": "no-cache"}
-        )
+        # sanic's file() sends "cache-control: no-cache" by default: revalidate the shell
+        return await file_response(index, mime_type="text/html; charset=utf-8")
 
     bp.add_route(spa_index, "/", methods=["GET"], name="index")
     bp.add_route(spa_index, "/p/<slug:str>", methods=["GET"], name="product_page")
@@ -53,7 +52,10 @@ def blueprint(dist: Path) -> Blueprint:
     if assets.is_dir():
         bp.static("/assets", assets, name="assets")
 
-    for path in sorted(dist.iterdir()):
-        if path.is_file() and path.name != "index.html" and path.name not in RESERVED:
-            bp.static(f"/{path.name}", path, name=f"file_{len(bp._future_statics)}")
+    top_level = [
+        p for p in sorted(dist.iterdir())
+        if p.is_file() and p.name != "index.html" and p.name not in RESERVED
+    ]
+    for number, path in enumerate(top_level):
+        bp.static(f"/{path.name}", path, name=f"file_{number}")
     return bp

@@ -93,3 +93,20 @@ def test_openapi_documents_every_endpoint(api: ApiServer) -> None:
     assert "404" in paths["/api/v1/products/{slug}"]["get"]["responses"]
     docs = api.get("/docs")
     assert docs.status_code == 200 and "openapi.json" in docs.text
+
+
+def test_serve_fails_fast_on_a_wrong_database(db_settings: Settings) -> None:
+    import os
+    import subprocess
+
+    from tests.api.conftest import PRICECAT, free_port
+
+    env = dict(os.environ)
+    env["DATABASE_URL"] = db_settings.database_url
+    env["API_DATABASE_URL"] = db_settings.api_database_url.rsplit("/", 1)[0] + "/no_such_db_x"
+    proc = subprocess.run(
+        [str(PRICECAT), "serve", "--port", str(free_port())],
+        env=env, capture_output=True, text=True, timeout=60,
+    )
+    assert proc.returncode == 2
+    assert "no_such_db_x" in proc.stderr and "Traceback" not in proc.stderr

@@ -96,14 +96,18 @@ tlamagames_violations as (
     from slugs
     where
         (
-            select count(*) from seller_priority_seed
-            where (seller, priority) in (('tlamagames', 1), ('tlamagase', 2))
+            select count(*)
+            from seller_priority_seed
+            where
+                (seller_priority_seed.seller, seller_priority_seed.priority)
+                in (('tlamagames', 1), ('tlamagase', 2))
         ) = 2
         and (
             ('tlamagames' = any(sellers) and sellers[1] <> 'tlamagames')
-        or (
-            'tlamagase' = any(sellers)
-            and array_position(sellers, 'tlamagase') <> case when 'tlamagames' = any(sellers) then 2 else 1 end
+            or (
+                'tlamagase' = any(sellers)
+                and array_position(sellers, 'tlamagase')
+                <> case when 'tlamagames' = any(sellers) then 2 else 1 end
             )
         )
 )

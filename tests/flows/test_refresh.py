@@ -363,7 +363,8 @@ def _no_leaked_lock(flow_settings: Settings) -> Iterator[None]:
     yield
     held = helpers.fetch(
         flow_settings,
-        "select count(*) as n from pg_locks where locktype = 'advisory' and objid = $1",
+        "select count(*) as n from pg_locks where locktype = 'advisory' and objid = $1"
+        " and database = (select oid from pg_database where datname = current_database())",
         REFRESH_LOCK_KEY & 0xFFFFFFFF,
     )
     assert held[0]["n"] == 0, "the refresh lock outlived the run"

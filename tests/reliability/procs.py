@@ -381,8 +381,8 @@ class ApiServer:
             return ""
 
     def get(self, path: str, headers: Mapping[str, str] | None = None,
-            timeout: float = 30.0) -> Resp:
-        return http_get(self.port, path, headers=headers, timeout=timeout)
+            timeout: float = 30.0, method: str = "GET") -> Resp:
+        return http_get(self.port, path, headers=headers, timeout=timeout, method=method)
 
     def alive(self) -> bool:
         return self.proc is not None and self.proc.poll() is None

@@ -24,8 +24,11 @@ from pricecat.config import Settings, parse_database_url
 from tests.reliability.conftest import api_env, assert_error_json
 from tests.reliability.procs import ApiServer, PgProxy, RedisServer, running_api, wait_until
 
-#: Generous bound for "answers instead of hanging" (not a latency assertion).
-CLIENT_TIMEOUT = 60.0
+#: The API instances here run with a 2 s statement timeout (and the pool's own 3 s connect/acquire
+#: timeouts); a client that waits 10x longer and still has no answer has met a hang. A generous
+#: bound for "answers instead of hanging", not a latency assertion.
+STATEMENT_TIMEOUT_MS = 2000
+CLIENT_TIMEOUT = 20.0
 
 
 @pytest.fixture()
@@ -45,6 +48,7 @@ def _proxied_env(settings: Settings, proxy: PgProxy, redis: RedisServer) -> dict
         redis.url,
         DATABASE_URL=proxy.url_for(settings.database_url),
         API_DATABASE_URL=proxy.url_for(settings.api_database_url),
+        STATEMENT_TIMEOUT_MS=STATEMENT_TIMEOUT_MS,
     )
 
 

@@ -25,6 +25,7 @@ from pathlib import Path
 from urllib.parse import urlsplit
 
 import pytest
+from playwright.sync_api import Browser, Page, Route, sync_playwright
 
 from pricecat.config import Settings
 from tests.conftest import REPO_ROOT
@@ -157,10 +158,9 @@ def server_url(web_settings: Settings, web_dist: Path, output_dir: Path) -> Iter
 
 
 @pytest.fixture(scope="session")
-def browser(server_url: str) -> Iterator[object]:
+def browser(server_url: str) -> Iterator[Browser]:
     """Chromium. Depends on server_url so that the fixture database (built with asyncio.run)
     exists before Playwright's sync API starts its event loop in this thread."""
-    from playwright.sync_api import sync_playwright
 
     if not Path(CHROMIUM).exists():
         pytest.fail(f"{CHROMIUM} missing: apt-get install chromium (never `playwright install`)")
@@ -227,18 +227,18 @@ class BrowserLog:
 
 @dataclass
 class WebPage:
-    page: object  # playwright.sync_api.Page
+    page: Page
     log: BrowserLog
     base: str
 
     def goto(self, path: str) -> None:
-        self.page.goto(self.base + path)  # type: ignore[attr-defined]
+        self.page.goto(self.base + path)
 
     def screenshot(self, path: Path, full_page: bool = True) -> None:
         """Screenshot from the top of the page (the header is sticky)."""
         page = self.page
         if full_page:  # walk down the page so that lazy images below the fold load
-            page.evaluate(  # type: ignore[attr-defined]
+            page.evaluate(
                 """async () => {
                     for (let y = 0; y < document.documentElement.scrollHeight; y += 400) {
                         window.scrollTo(0, y);
@@ -246,8 +246,8 @@ class WebPage:
                     }
                 }"""
             )
-        page.evaluate("() => window.scrollTo(0, 0)")  # type: ignore[attr-defined]
-        page.wait_for_function(  # type: ignore[attr-defined]
+        page.evaluate("() => window.scrollTo(0, 0)")
+        page.wait_for_function(
             """full => [...document.images].filter(i => {
                 const r = i.getBoundingClientRect();
                 return full || (r.bottom > 0 && r.top < window.innerHeight);
@@ -255,34 +255,39 @@ class WebPage:
             arg=full_page,
             timeout=5_000,
         )
-        page.screenshot(path=str(path), full_page=full_page)  # type: ignore[attr-defined]
+        page.screenshot(path=str(path), full_page=full_page)
 
 
-def _open_page(browser: object, server_url: str, viewport: dict[str, int]) -> Iterator[WebPage]:
-    context = browser.new_context(  # type: ignore[attr-defined]
-        viewport=viewport, locale="cs-CZ", timezone_id="Europe/Prague", service_workers="block"
+def _open_page(browser: Browser, server_url: str, viewport: dict[str, int]) -> Iterator[WebPage]:
+    context = browser.new_context(
+        viewport={"width": viewport["width"], "height": viewport["height"]},
+        locale="cs-CZ",
+        timezone_id="Europe/Prague",
+        service_workers="block",
     )
     log = BrowserLog(origin=server_url, allowed_images=seller_image_urls())
 
-    def route(route: object) -> None:
-        request = route.request  # type: ignore[attr-defined]
+    def route(route: Route) -> None:
+        request = route.request
         if log.same_origin(request.url) or request.url.startswith("data:"):
-            route.continue_()  # type: ignore[attr-defined]
+            route.continue_()
         elif request.resource_type == "image" and request.url in log.allowed_images:
-            route.fulfill(  # type: ignore[attr-defined]
+            route.fulfill(
                 status=200, content_type="image/svg+xml", body=stand_in_image(request.url)
             )
         else:
-            route.abort()  # type: ignore[attr-defined]
+            route.abort()
 
     context.route("**/*", route)
     page = context.new_page()
     page.on("request", lambda r: log.requests.append((r.resource_type, r.url)))
     page.on(
         "console",
-        lambda m: log.console_errors.append(f"{m.text} @ {m.location.get('url', '')}")
-        if m.type == "error"
-        else None,
+        lambda m: (
+            log.console_errors.append(f"{m.text} @ {m.location.get('url', '')}")
+            if m.type == "error"
+            else None
+        ),
     )
     page.on("pageerror", lambda e: log.page_errors.append(str(e)))
     page.set_default_timeout(15_000)
@@ -293,12 +298,12 @@ def _open_page(browser: object, server_url: str, viewport: dict[str, int]) -> It
 
 
 @pytest.fixture
-def web(browser: object, server_url: str) -> Iterator[WebPage]:
+def web(browser: Browser, server_url: str) -> Iterator[WebPage]:
     """A fresh desktop-sized page (1280×900) with its network/console log."""
     yield from _open_page(browser, server_url, {"width": 1280, "height": 900})
 
 
 @pytest.fixture
-def phone(browser: object, server_url: str) -> Iterator[WebPage]:
+def phone(browser: Browser, server_url: str) -> Iterator[WebPage]:
     """A fresh phone-sized page (390×844)."""
     yield from _open_page(browser, server_url, {"width": 390, "height": 844})

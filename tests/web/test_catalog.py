@@ -8,6 +8,7 @@ Expected values follow from tests/fixtures/snapshots.py and the mart rules in do
 from __future__ import annotations
 
 import re
+from pathlib import Path
 from urllib.parse import parse_qs, urlsplit
 
 import pytest
@@ -32,11 +33,12 @@ def wait_for_results(web: WebPage) -> None:
 
 
 def total(web: WebPage) -> int:
-    return int(web.page.get_attribute(".results-count", "data-total"))
+    return int(web.page.get_attribute(".results-count", "data-total") or "-1")
 
 
 def card_slugs(web: WebPage) -> list[str]:
-    return web.page.eval_on_selector_all(".card", "cards => cards.map(c => c.dataset.slug)")
+    slugs = web.page.eval_on_selector_all(".card", "cards => cards.map(c => c.dataset.slug)")
+    return [str(slug) for slug in slugs]
 
 
 def card_text(web: WebPage, slug: str) -> str:
@@ -47,7 +49,7 @@ def query(web: WebPage) -> dict[str, list[str]]:
     return parse_qs(urlsplit(web.page.url).query)
 
 
-def test_catalog_shows_the_fixture_cards(web: WebPage, output_dir) -> None:
+def test_catalog_shows_the_fixture_cards(web: WebPage, output_dir: Path) -> None:
     web.goto("/")
     wait_for_results(web)
     assert total(web) == TOTAL
@@ -83,10 +85,10 @@ def test_catalog_shows_the_fixture_cards(web: WebPage, output_dir) -> None:
     web.goto("/?q=tajemny")
     wait_for_results(web)
     assert card_slugs(web)[0] == "tajemny-ostrov"
-    card = web.page.locator('.card[data-slug="tajemny-ostrov"]')
-    assert card.locator("img").count() == 0
-    assert card.locator(".image-placeholder").count() == 1
-    assert "Cena neuvedena" in text(card.inner_text())
+    placeholder_card = web.page.locator('.card[data-slug="tajemny-ostrov"]')
+    assert placeholder_card.locator("img").count() == 0
+    assert placeholder_card.locator(".image-placeholder").count() == 1
+    assert "Cena neuvedena" in text(placeholder_card.inner_text())
 
     # images of the other cards are lazy
     web.goto("/")
@@ -292,7 +294,7 @@ def test_pagination_survives_reload(web: WebPage) -> None:
     web.log.assert_clean()
 
 
-def test_phone_width_has_no_horizontal_scroll(phone: WebPage, output_dir) -> None:
+def test_phone_width_has_no_horizontal_scroll(phone: WebPage, output_dir: Path) -> None:
     phone.goto("/")
     wait_for_results(phone)
     assert phone.page.evaluate("() => document.documentElement.scrollWidth <= window.innerWidth")
@@ -307,3 +309,20 @@ def test_phone_width_has_no_horizontal_scroll(phone: WebPage, output_dir) -> Non
     assert phone.page.locator("#sellers-table th .show-narrow .badge").first.is_visible()
     phone.screenshot(output_dir / "product-phone.png")
     phone.log.assert_clean()
+
+
+def test_api_errors_are_shown_in_czech(web: WebPage) -> None:
+    web.log.expected_console.append(
+        "Failed to load resource: the server responded with a status of 400"
+    )
+    web.goto("/?min_price=500&max_price=100")  # hand-edited URL the API rejects
+    web.page.wait_for_selector(".results .message-error")
+    assert "Neplatná hodnota filtru „cena od“" in web.page.inner_text(".results .message-error")
+    assert web.page.get_by_role("button", name="Zkusit znovu").is_visible()
+    # the filters still work: fixing the range loads results again
+    web.page.fill("#filter-max-price", "600")
+    web.page.get_by_role("button", name="Použít cenu").click()
+    web.page.wait_for_url(re.compile(r"max_price=600"))
+    wait_for_results(web)
+    assert sorted(card_slugs(web)) == ["carcassonne", "sachy"]
+    web.log.assert_clean()

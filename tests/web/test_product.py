@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import re
+from pathlib import Path
 
 import pytest
 
@@ -20,7 +21,8 @@ def open_product(web: WebPage, slug: str) -> None:
 
 def chart_series(web: WebPage) -> list[str]:
     web.page.wait_for_selector("#price-chart .uplot canvas")
-    return json.loads(web.page.get_attribute("#price-chart", "data-series"))
+    labels = json.loads(web.page.get_attribute("#price-chart", "data-series") or "null")
+    return [str(label) for label in labels]
 
 
 def seller_rows(web: WebPage) -> list[tuple[str, str]]:
@@ -31,7 +33,7 @@ def seller_rows(web: WebPage) -> list[tuple[str, str]]:
     return [(seller, text(price)) for seller, price in rows]
 
 
-def test_three_sellers_draw_three_lines_plus_lowest(web: WebPage, output_dir) -> None:
+def test_three_sellers_draw_three_lines_plus_lowest(web: WebPage, output_dir: Path) -> None:
     open_product(web, "osadnici-z-katanu")
     page = web.page
     assert page.inner_text("h1.product-title") == "Osadníci z Katanu"
@@ -79,12 +81,19 @@ def test_three_sellers_draw_three_lines_plus_lowest(web: WebPage, output_dir) ->
     # tooltip lists the sellers at the cursor, cheapest first
     over = page.locator("#price-chart .u-over")
     box = over.bounding_box()
+    assert box is not None
     over.hover(position={"x": box["width"] - 2, "y": box["height"] / 2})
     tooltip = page.locator("#price-chart .chart-tooltip")
     tooltip.wait_for(state="visible")
     sellers = tooltip.locator(".chart-tooltip-seller").all_inner_texts()
     assert sellers == ["tlamagames", "tlamagase", "svet-her"]
     assert "Nejnižší cena: 949 Kč" in text(tooltip.inner_text())
+    # earlier: the sale of 2026-09-01 makes tlamagames the cheapest at 899 Kč
+    over.hover(position={"x": box["width"] * 0.33, "y": box["height"] / 2})
+    assert "Nejnižší cena: 899 Kč" in text(tooltip.inner_text())
+    page.locator(".product-section", has=page.locator("#price-chart")).screenshot(
+        path=str(output_dir / "product-chart-tooltip.png")
+    )
     page.mouse.move(0, 0)
 
     web.screenshot(output_dir / "product.png")

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import re
+from pathlib import Path
 
 import pytest
 
@@ -13,10 +14,11 @@ pytestmark = pytest.mark.browser
 
 
 def suggestions(web: WebPage) -> list[str]:
-    return web.page.eval_on_selector_all(
+    names = web.page.eval_on_selector_all(
         "#search-suggestions [role=option] .suggestion-name",
         "names => names.map(n => n.textContent)",
     )
+    return [str(name) for name in names]
 
 
 def type_query(web: WebPage, value: str) -> None:
@@ -26,7 +28,9 @@ def type_query(web: WebPage, value: str) -> None:
     box.press_sequentially(value, delay=30)
 
 
-def test_typing_shows_suggestions_and_enter_opens_the_product(web: WebPage, output_dir) -> None:
+def test_typing_shows_suggestions_and_enter_opens_the_product(
+    web: WebPage, output_dir: Path
+) -> None:
     web.goto("/")
     wait_for_results(web)
     type_query(web, "osadnici")

@@ -65,11 +65,9 @@ function card(item: CatalogItem): HTMLElement {
         "div",
         { class: "card-body" },
         h("h2", { class: "card-title" }, item.name),
-        h(
-          "p",
-          { class: "card-price" },
-          item.min_price === null ? "Cena neuvedena" : `od ${formatPrice(item.min_price)}`,
-        ),
+        item.min_price === null
+          ? h("p", { class: "card-price card-price-none" }, "Cena neuvedena")
+          : h("p", { class: "card-price" }, `od ${formatPrice(item.min_price)}`),
         h(
           "p",
           { class: "card-meta" },

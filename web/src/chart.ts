@@ -94,7 +94,7 @@ function tooltipPlugin(model: ChartModel, tooltip: HTMLElement): uPlot.Plugin {
           .sort((a, b) => (a.value as number) - (b.value as number));
         tooltip.replaceChildren();
         append(tooltip, [
-          h("p", { class: "chart-tooltip-date" }, formatDate(model.times[idx] * 1000)),
+          h("p", { class: "chart-tooltip-date" }, formatDate(u.posToVal(left, "x") * 1000)),
           h(
             "ol",
             {},
@@ -158,7 +158,17 @@ export function priceChart(sellers: SellerOffer[], productName: string): PriceCh
     width: 600,
     height: 320,
     tzDate: (ts) => uPlot.tzDate(new Date(ts * 1000), TIME_ZONE),
-    cursor: { points: { size: 7 }, drag: { x: true, y: false } },
+    cursor: {
+      points: { size: 7 },
+      drag: { x: true, y: false },
+      // Step lines: the value at time t is the last point at or before t (never the next one).
+      dataIdx: (u, _seriesIdx, closestIdx, xValue) => {
+        const xs = u.data[0];
+        let i = closestIdx;
+        while (i > 0 && xs[i] > xValue) i--;
+        return i;
+      },
+    },
     legend: { live: false },
     scales: { x: { time: true }, y: { auto: true } },
     axes: [

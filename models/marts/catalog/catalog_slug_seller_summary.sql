@@ -1,7 +1,7 @@
 {{
     config(
         materialized='table',
-        pre_hook=["set local work_mem = '1GB'"],
+        pre_hook=["set local work_mem = '1GB'", "set local jit = off"],
         indexes=[
             {'columns': ['slug', 'seller'], 'unique': true},
             {'columns': ['seller']},
@@ -24,8 +24,6 @@ with
 snapshots as (
     select
         snapshot_id,
-        slug collate "C" as slug,
-        seller collate "C" as seller,
         product_code,
         price,
         is_available,
@@ -34,19 +32,9 @@ snapshots as (
         has_image_url,
         has_description,
         has_categories,
-        scraped_at
-    from {{ ref('stg_scraper__product_price_snapshots') }}
-),
-
-snapshot_texts as (
-    select
-        snapshot_id,
-        product_name,
-        availability_raw,
-        url,
-        image_url,
-        description,
-        categories_raw
+        scraped_at,
+        slug collate "C" as slug,
+        seller collate "C" as seller
     from {{ ref('stg_scraper__product_price_snapshots') }}
 ),
 
@@ -122,22 +110,32 @@ aggregated as (
     group by slug, seller
 ),
 
-picked_snapshot_ids as (
-    select latest_snapshot_id as snapshot_id from aggregated
-    union
-    select url_snapshot_id from aggregated
-    union
-    select image_url_snapshot_id from aggregated
-    union
-    select description_snapshot_id from aggregated
-    union
-    select categories_snapshot_id from aggregated
-),
-
+-- the snapshots holding the latest values: an id list computed once, so the texts are read
+-- by primary-key lookups instead of a second pass over every snapshot
 picked_texts as (
-    select snapshot_texts.*
-    from snapshot_texts
-    inner join picked_snapshot_ids on snapshot_texts.snapshot_id = picked_snapshot_ids.snapshot_id
+    select
+        snapshot_id,
+        product_name,
+        availability_raw,
+        url,
+        image_url,
+        description,
+        categories_raw
+    from {{ ref('stg_scraper__product_price_snapshots') }}
+    where
+        snapshot_id = any(
+            array(
+                select aggregated.latest_snapshot_id from aggregated
+                union all
+                select aggregated.url_snapshot_id from aggregated
+                union all
+                select aggregated.image_url_snapshot_id from aggregated
+                union all
+                select aggregated.description_snapshot_id from aggregated
+                union all
+                select aggregated.categories_snapshot_id from aggregated
+            )
+        )
 ),
 
 ranked as (
@@ -156,8 +154,8 @@ ranked as (
 
 final as (
     select
-        ranked.slug collate "default" as slug,
-        ranked.seller collate "default" as seller,
+        ranked.slug collate "default" as slug, -- noqa: RF02
+        ranked.seller collate "default" as seller, -- noqa: RF02
         latest.product_name,
         url_source.url,
         image_url_source.image_url,

@@ -58,18 +58,18 @@ aggregated as (
         min(current_price) filter (where is_available) as min_available_price,
         (
             array_agg(seller order by current_price, seller_priority)
-                filter (where is_available and current_price is not null)
+            filter (where is_available and current_price is not null)
         )[1] as min_available_price_seller,
         min(current_price) filter (where is_preorder) as min_preorder_price,
         (
             array_agg(seller order by current_price, seller_priority)
-                filter (where is_preorder and current_price is not null)
+            filter (where is_preorder and current_price is not null)
         )[1] as min_preorder_price_seller,
         count(*)::int as seller_count,
         min(min_price) as lowest_price_ever,
         (
             array_agg(lowest_price_at order by min_price, lowest_price_at)
-                filter (where min_price is not null)
+            filter (where min_price is not null)
         )[1] as lowest_price_ever_at,
         min(first_seen_at) as first_seen_at,
         max(last_seen_at) as last_scraped_at,

@@ -70,9 +70,9 @@ final as (
         coalesce(is_preorder, false) as is_preorder,
         -- presence flags let the marts locate the latest non-empty value without carrying
         -- the texts themselves through their 2M-row sort
-        {{ empty_to_null('url') }} is not null as has_url,
-        {{ empty_to_null('image_url') }} is not null as has_image_url,
-        {{ empty_to_null('description') }} is not null as has_description,
+        {{ has_text('url') }} as has_url,
+        {{ has_text('image_url') }} as has_image_url,
+        {{ has_text('description') }} as has_description,
         -- same as cardinality(categories) > 0, without building the array
         coalesce(categories ~ '[^,[:space:]]', false) as has_categories,
         scraped_at,
