@@ -61,7 +61,7 @@ import httpx
 from redis.asyncio import Redis
 
 from pricecat.config import API_ROLE, Settings, with_user
-from pricecat.generation import bump_generation
+from pricecat.generation import bump_generation, get_generation
 
 REPO_ROOT = Path(__file__).resolve().parent.parent
 PRICECAT = str(Path(sys.executable).parent / "pricecat")
@@ -262,7 +262,8 @@ class Server:
         first: list[str] = []
         lines = 0
         for line in text.splitlines():
-            if line.startswith((" ", "Traceback")) or not re.search(
+            if line.startswith((" ", "Traceback", "The above exception", "During handling")) \
+                    or not re.search(
                 r"error|exception|warning|cancelled|unavailable", line, re.I
             ):
                 continue
@@ -369,7 +370,7 @@ def cache_delta(before: dict[tuple[str, str, str], float],
 
 
 def run_wrk(base: str, paths_file: Path, workdir: Path, tag: str, args: argparse.Namespace,
-            ) -> dict[str, Any]:
+            settings: Settings | None = None) -> dict[str, Any]:
     out = workdir / f"wrk_{tag}.json"
     cmd = ["wrk", "-t", str(args.threads), "-c", str(args.connections), "-d", f"{args.duration}s",
            "--timeout", args.timeout, "--latency", "-s", str(LUA_SCRIPT)]
@@ -378,8 +379,12 @@ def run_wrk(base: str, paths_file: Path, workdir: Path, tag: str, args: argparse
     cmd.append(base)
     env = {**os.environ, "BENCH_PATHS": str(paths_file), "BENCH_OUT": str(out)}
     load_before = loadavg()
+    gen_before = (asyncio.run(current_generation(settings.redis_url, settings.cache_namespace))
+                  if settings else None)
     log(f"{tag}: " + " ".join(cmd))
     proc = subprocess.run(cmd, env=env, capture_output=True, text=True, check=False)
+    gen_after = (asyncio.run(current_generation(settings.redis_url, settings.cache_namespace))
+                 if settings else None)
     if proc.returncode != 0 or not out.exists():
         raise SystemExit(f"bench_api: wrk failed ({proc.returncode})\n{proc.stdout}\n{proc.stderr}")
     res = json.loads(out.read_text())
@@ -403,8 +408,13 @@ def run_wrk(base: str, paths_file: Path, workdir: Path, tag: str, args: argparse
         "error_codes": res.get("error_codes", {}),
         "x_cache_hit_ratio": round(xc.get("hit", 0) / looked_up, 4) if looked_up else None,
         "mean_body_bytes": round(res["body_bytes"] / res["responses"]) if res["responses"] else 0,
+        "mean_ok_body_bytes": (round(res["ok_body_bytes"] / res["ok_responses"])
+                               if res["ok_responses"] else 0),
         "mean_response_bytes": round(res["bytes"] / res["requests"]) if res["requests"] else 0,
         "loadavg_before": load_before,
+        # a refresh published by someone else during the phase turns the cache over
+        "generation_bumps": (gen_after - gen_before)
+        if gen_before is not None and gen_after is not None else None,
         "loadavg_after": loadavg(),
         "wrk_stdout": proc.stdout,
     }
@@ -417,6 +427,14 @@ async def new_generation(redis_url: str, namespace: str) -> int:
     redis = Redis.from_url(redis_url)
     try:
         return await bump_generation(redis, namespace)
+    finally:
+        await redis.aclose()
+
+
+async def current_generation(redis_url: str, namespace: str) -> int:
+    redis = Redis.from_url(redis_url)
+    try:
+        return await get_generation(redis, namespace)
     finally:
         await redis.aclose()
 
@@ -706,7 +724,7 @@ def render_load_section(r: dict[str, Any]) -> str:
         + " Errors = non-2xx/3xx responses (counted in `bench/lua/mix.lua`) + socket errors.",
         "",
         "| phase | req/s | p50 ms | p95 ms | p99 ms | max ms | errors | cache hit ratio "
-        "(X-Cache) | mean body B | load avg before → after |",
+        "(X-Cache) | mean 2xx body B | load avg (1 min) before → after |",
         "|---|---:|---:|---:|---:|---:|---:|---:|---:|---|",
     ]
     for name, label in (("cold", "API, cold cache (new generation)"),
@@ -721,13 +739,14 @@ def render_load_section(r: dict[str, Any]) -> str:
         err = p["errors_total"]
         err_txt = f"{err:,}"
         if err:
-            se = {k: v for k, v in p["socket_errors"].items() if v and k != "status"}
-            err_txt += f" ({p['non_2xx_3xx']:,} non-2xx/3xx"
-            err_txt += (f", socket {se}" if se else "") + ")"
+            se = [f"{v:,} {k}" for k, v in p["socket_errors"].items() if v and k != "status"]
+            err_txt += f" = {p['non_2xx_3xx']:,} non-2xx/3xx"
+            err_txt += (" + socket: " + ", ".join(se)) if se else ""
+            err_txt += f" ({err / max(p['requests'], 1):.1%})"
         lines.append(
             f"| {label} | {p['rps']:,.0f} | {lat['p50']:.1f} | {lat['p95']:.1f} | "
             f"{lat['p99']:.1f} | {lat['max']:.0f} | {err_txt} | "
-            f"{'—' if hit is None else f'{hit:.1%}'} | {p['mean_body_bytes']:,} | "
+            f"{'—' if hit is None else f'{hit:.1%}'} | {p['mean_ok_body_bytes']:,} | "
             f"{fmt_load(p['loadavg_before'][:1])} → {fmt_load(p['loadavg_after'][:1])} |"
         )
     for name in ("cold", "warm", "hot"):
@@ -744,8 +763,8 @@ def render_load_section(r: dict[str, Any]) -> str:
         lines += [
             "",
             f"**Throughput relative to the bare Sanic handler** (same workers, same wrk script "
-            f"and paths, constant body of the warm run's mean size, "
-            f"{r['phases']['baseline']['mean_body_bytes']:,} B): "
+            f"and paths, constant body of the warm run's mean 2xx body size, "
+            f"{r['phases']['baseline']['mean_ok_body_bytes']:,} B): "
             + ", ".join(f"{k} **{v:.1%}**" for k, v in ratio.items()) + ".",
         ]
     hp = r.get("hot_prefill")
@@ -792,9 +811,50 @@ def render_load_section(r: dict[str, Any]) -> str:
     if f and f["lines"]:
         lines += ["", f"Server log during the run: {f['lines']} warning/error lines: "
                   f"{', '.join(f'{k} ×{v}' for k, v in list(f['kinds'].items())[:8])}."]
-    notes = r.get("notes") or []
+    notes = list(r.get("notes") or [])
+    api_phases = [r["phases"][n] for n in ("cold", "warm", "hot") if n in r["phases"]]
+    bumped = {n: r["phases"][n].get("generation_bumps") for n in ("cold", "warm", "hot")
+              if r["phases"].get(n, {}).get("generation_bumps")}
+    if bumped:
+        notes.append(
+            "The data generation changed during " + ", ".join(
+                f"{n} ({v}×)" for n, v in bumped.items())
+            + ": a `pricecat refresh` by another job published meanwhile, turning the cache over."
+        )
+    else:
+        notes.append("No refresh published during the load phases (data generation unchanged).")
+    if any("503:database_unavailable" in p["error_codes"] for p in api_phases):
+        notes.append(
+            "`503 database_unavailable` here is load shedding, not an outage: Postgres stayed up "
+            "(misses kept loading, `miss/db` above); the request waited longer than the pool's "
+            "3 s acquire timeout for one of its worker's 10 asyncpg connections (api/db.py, "
+            "counted as `pricecat_db_errors_total{kind=\"unavailable\"}`). A miss that fails "
+            "this way fails every request coalesced onto it, and nothing is cached."
+        )
+    kinds = (f or {}).get("kinds", {})
+    redis_exhausted = sum(v for k, v in kinds.items() if "No connection available" in k)
+    if redis_exhausted:
+        notes.append(
+            f"`redis unavailable: No connection available` ×{redis_exhausted} in the server log: "
+            "the redis-py `BlockingConnectionPool` (64 per worker, 2 s timeout) ran dry under "
+            "1,000 connections; those lookups fell back to Postgres (`X-Cache: bypass`, or a load "
+            "without waiting for the other worker's)."
+        )
+    cancelled = sum(v for k, v in kinds.items() if "RequestCancelled" in k)
+    if cancelled:
+        notes.append(
+            f"`RequestCancelled` ×{cancelled} in the server log: the client had gone away (wrk's "
+            f"{a['timeout']} timeout, or requests in flight when a phase ends); Sanic logs each "
+            "as an unhandled error."
+        )
+    if "hot" in r["phases"] and (r["metrics"].get("hot") or {}).get("lookups", {}).get("miss"):
+        notes.append(
+            "Misses in the hot phase are entries whose TTL ran out during it (suggest 60 s, "
+            "catalog and recent 120 s, product 300 s); there is no stale-while-revalidate, so "
+            "each expiry of a hot key goes to Postgres while it is saturated."
+        )
     if notes:
-        lines += ["", *[f"- {n}" for n in notes]]
+        lines += ["", "Observations:", "", *[f"- {n}" for n in notes]]
     return "\n".join(lines) + "\n"
 
 
@@ -917,7 +977,8 @@ def main(argv: list[str] | None = None) -> int:
         log(f"cold: data generation bumped to {gen}")
         for phase in ("cold", "warm"):
             before = cache_counters(api.base)
-            report["phases"][phase] = run_wrk(api.base, paths_file, workdir, phase, args)
+            report["phases"][phase] = run_wrk(api.base, paths_file, workdir, phase, args,
+                                             settings)
             report["metrics"][phase] = cache_delta(before, cache_counters(api.base))
             print_phase(phase, report["phases"][phase], report["metrics"][phase])
         if args.hot > 0:
@@ -934,7 +995,8 @@ def main(argv: list[str] | None = None) -> int:
             log(f"hot: prefilled {len(top)} paths in {report['hot_prefill']['seconds']} s: "
                 f"{filled}")
             before = cache_counters(api.base)
-            report["phases"]["hot"] = run_wrk(api.base, hot_file, workdir, "hot", args)
+            report["phases"]["hot"] = run_wrk(api.base, hot_file, workdir, "hot", args,
+                                              settings)
             report["metrics"]["hot"] = cache_delta(before, cache_counters(api.base))
             print_phase("hot", report["phases"]["hot"], report["metrics"]["hot"])
         report["api_alive_after"] = api.proc.poll() is None
@@ -947,7 +1009,7 @@ def main(argv: list[str] | None = None) -> int:
         report["server_log"] = api.log_findings()
 
     if not args.no_baseline:
-        body = report["phases"]["warm"]["mean_body_bytes"] or 5000
+        body = report["phases"]["warm"]["mean_ok_body_bytes"] or 5000
         bport = free_port()
         baseline = start("baseline", [sys.executable, "-m", "bench.baseline_app", "--port",
                                       str(bport), "--workers", str(args.workers),
@@ -991,7 +1053,8 @@ def print_phase(name: str, p: dict[str, Any], c: dict[str, Any] | None) -> None:
           f"errors {p['errors_total']} (non-2xx/3xx {p['non_2xx_3xx']}, socket "
           f"{p['socket_errors']}); statuses {p['statuses']}; X-Cache {p['x_cache']} "
           f"(hit ratio {p['x_cache_hit_ratio']}); mean body {p['mean_body_bytes']} B; "
-          f"load avg {p['loadavg_before']} -> {p['loadavg_after']}", flush=True)
+          f"load avg {p['loadavg_before']} -> {p['loadavg_after']}; "
+          f"generation bumps by others {p.get('generation_bumps')}", flush=True)
     if c is not None:
         print(f"[{name}] /metrics cache: hit ratio {c['hit_ratio']}; {c['by_layer']}; "
               f"{c['by_endpoint']}", flush=True)

@@ -752,6 +752,20 @@ def configure_cli_logging() -> None:
             handler.setFormatter(_RunLogFormatter())
 
 
+def _describe_result(state: State[Any]) -> str:
+    try:
+        summary = state.result(raise_on_failure=False)
+    except Exception:  # the result is only a nicety here
+        return "completed"
+    if not isinstance(summary, dict):
+        return "completed"
+    rows = ", ".join(f"{k} {v}" for k, v in (summary.get("mart_rows") or {}).items())
+    return (
+        f"published (run {summary.get('run_id')}, {summary.get('duration_seconds')} s; {rows};"
+        f" generation {summary.get('generation')})"
+    )
+
+
 def run_refresh(settings: Settings) -> State[Any]:
     """Run the flow once in this process (ephemeral Prefect or PREFECT_API_URL); its final state."""
     with using_settings(settings):
@@ -764,7 +778,7 @@ def run_refresh_cli(settings: Settings, args: Any = None) -> int:
     configure_cli_logging()
     state = run_refresh(settings)
     if state.is_completed():
-        print(f"pricecat refresh: {state.message or 'completed'}", file=sys.stderr)
+        print(f"pricecat refresh: {state.message or _describe_result(state)}", file=sys.stderr)
         return 0
     print(f"pricecat refresh: FAILED ({state.type.value}): {state.message}", file=sys.stderr)
     return 1

@@ -77,7 +77,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--truncate", action="store_true", help="empty the raw table first")
     p.set_defaults(func=cmd_seed)
 
-    p = sub.add_parser("refresh", help="build, test and publish the read models once (Prefect flow)")
+    p = sub.add_parser("refresh", help="build, test and publish the read models (Prefect flow)")
     p.set_defaults(func=cmd_refresh)
 
     p = sub.add_parser("schedule", help="serve the refresh deployment every 15 minutes")

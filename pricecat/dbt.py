@@ -42,7 +42,14 @@ def dbt_executable() -> str:
 
 
 def dbt_command(args: list[str], *, target_path: str | None = None) -> list[str]:
-    cmd = [dbt_executable(), *args, "--project-dir", str(PROJECT_DIR), "--profiles-dir", str(PROFILES_DIR)]
+    cmd = [
+        dbt_executable(),
+        *args,
+        "--project-dir",
+        str(PROJECT_DIR),
+        "--profiles-dir",
+        str(PROFILES_DIR),
+    ]
     if target_path:
         cmd += ["--target-path", target_path]
     return cmd

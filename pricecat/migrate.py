@@ -11,7 +11,14 @@ import logging
 
 import asyncpg
 
-from pricecat.config import API_ROLE, OPS_SCHEMA, PUBLISHED_SCHEMA, Settings, parse_database_url, with_database
+from pricecat.config import (
+    API_ROLE,
+    OPS_SCHEMA,
+    PUBLISHED_SCHEMA,
+    Settings,
+    parse_database_url,
+    with_database,
+)
 
 log = logging.getLogger(__name__)
 
@@ -71,7 +78,8 @@ create table if not exists {OPS_SCHEMA}.refresh_runs (
 -- columns added after the first release (create table if not exists does not add them)
 alter table {OPS_SCHEMA}.refresh_runs add column if not exists mart_rows jsonb;
 alter table {OPS_SCHEMA}.refresh_runs add column if not exists generation bigint;
-create index if not exists refresh_runs_started_at_idx on {OPS_SCHEMA}.refresh_runs (started_at desc);
+create index if not exists refresh_runs_started_at_idx
+    on {OPS_SCHEMA}.refresh_runs (started_at desc);
 """
 
 
@@ -132,10 +140,10 @@ async def ensure_api_role(conn: asyncpg.Connection) -> None:
             end if;
         end
         $$
-        """
+        """  # noqa: S608 (API_ROLE is a constant)
     )
     dbname = await conn.fetchval("select quote_ident(current_database())")
-    await conn.execute(f"revoke create on schema public from public")
+    await conn.execute("revoke create on schema public from public")
     await conn.execute(f"grant connect on database {dbname} to {API_ROLE}")
     await conn.execute(f"grant usage on schema public to {API_ROLE}")
     await conn.execute(f"grant select on public.product_price_snapshots to {API_ROLE}")

@@ -5,7 +5,7 @@
 -- BENCH_PATHS: one request path per line (the mix, already weighted and shuffled); every thread
 -- walks the list from its own random offset. BENCH_OUT: JSON written by done() with requests,
 -- socket errors, p50/p90/p95/p99/p99.9/max latency (µs), statuses, X-Cache values,
--- error codes of 4xx/5xx JSON bodies ("status:code") and body bytes.
+-- error codes of 4xx/5xx JSON bodies ("status:code") and body bytes (all, and 2xx/3xx only).
 
 local threads = {}
 local counter = 1
@@ -30,6 +30,8 @@ function init(args)
    errcodes = {}
    body_bytes = 0
    responses = 0
+   ok_bytes = 0
+   ok_responses = 0
 end
 
 function request()
@@ -45,7 +47,10 @@ function response(status, headers, body)
    xcache[x] = (xcache[x] or 0) + 1
    if body then
       body_bytes = body_bytes + #body
-      if status >= 400 then
+      if status < 400 then
+         ok_bytes = ok_bytes + #body
+         ok_responses = ok_responses + 1
+      else
          local code = string.match(body, '"code"%s*:%s*"([%w_]+)"') or "?"
          local ek = k .. ":" .. code
          errcodes[ek] = (errcodes[ek] or 0) + 1
@@ -61,22 +66,25 @@ local function json_counts(t)
 end
 
 function done(summary, latency, requests)
-   local st, xc, ec, bytes, n = {}, {}, {}, 0, 0
+   local st, xc, ec, bytes, n, okb, okn = {}, {}, {}, 0, 0, 0, 0
    for _, t in ipairs(threads) do
       for k, v in pairs(t:get("statuses") or {}) do st[k] = (st[k] or 0) + v end
       for k, v in pairs(t:get("xcache") or {}) do xc[k] = (xc[k] or 0) + v end
       for k, v in pairs(t:get("errcodes") or {}) do ec[k] = (ec[k] or 0) + v end
       bytes = bytes + (t:get("body_bytes") or 0)
       n = n + (t:get("responses") or 0)
+      okb = okb + (t:get("ok_bytes") or 0)
+      okn = okn + (t:get("ok_responses") or 0)
    end
    local e = summary.errors
    local out = assert(io.open(os.getenv("BENCH_OUT"), "w"))
    out:write(string.format(
       '{"requests": %d, "duration_us": %d, "bytes": %d, "responses": %d, "body_bytes": %d, ' ..
+      '"ok_responses": %d, "ok_body_bytes": %d, ' ..
       '"errors": {"connect": %d, "read": %d, "write": %d, "status": %d, "timeout": %d}, ' ..
       '"latency_us": {"p50": %d, "p90": %d, "p95": %d, "p99": %d, "p999": %d, "max": %d, ' ..
       '"mean": %.1f}, "statuses": %s, "x_cache": %s, "error_codes": %s}',
-      summary.requests, summary.duration, summary.bytes, n, bytes,
+      summary.requests, summary.duration, summary.bytes, n, bytes, okn, okb,
       e.connect, e.read, e.write, e.status, e.timeout,
       latency:percentile(50), latency:percentile(90), latency:percentile(95),
       latency:percentile(99), latency:percentile(99.9), latency.max, latency.mean,

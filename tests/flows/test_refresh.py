@@ -287,6 +287,26 @@ def test_readers_survive_the_schema_swap(
     assert len(reader.names) == 1
 
 
+def test_redis_down_still_publishes(
+    first_publish: dict[str, Any], flow_settings: Settings
+) -> None:
+    from dataclasses import replace
+
+    before_generation = generation(flow_settings)
+    before_oid = table_oid(flow_settings)
+    no_redis = replace(flow_settings, redis_url="redis://127.0.0.1:1/0")  # nothing listens there
+
+    state = run_refresh(no_redis)
+
+    assert state.is_completed(), state.message
+    run = last_run(flow_settings)
+    assert run["status"] == "published"
+    assert run["generation"] is None
+    assert run["slug_rows"] == len(SLUGS)
+    assert table_oid(flow_settings) != before_oid
+    assert generation(flow_settings) == before_generation
+
+
 def test_schedule_is_every_15_minutes_in_utc(prefect_harness: None) -> None:
     from prefect.client.schemas.objects import ConcurrencyLimitStrategy
     from prefect.server.schemas.schedules import CronSchedule

@@ -3,9 +3,11 @@ session's fixture database, and helpers to read the fixture's published marts.""
 
 from __future__ import annotations
 
+import json
 import os
 import secrets
 from collections.abc import Iterator
+from pathlib import Path
 from typing import Any
 
 import pytest
@@ -58,6 +60,17 @@ def rel_settings(request: pytest.FixtureRequest, base_settings: Settings) -> Set
         return helpers.settings_for_database(base_settings, name)
     settings: Settings = request.getfixturevalue("fixture_settings")
     return settings
+
+
+@pytest.fixture(scope="session")
+def figures(output_dir: Path) -> Iterator[dict[str, Any]]:
+    """Measured facts the tests record for docs/RELIABILITY.md (test-output/reliability.json)."""
+    data: dict[str, Any] = {}
+    yield data
+    path = output_dir / "reliability.json"
+    old = json.loads(path.read_text()) if path.exists() else {}
+    old.update(data)
+    path.write_text(json.dumps(old, indent=2, default=str))
 
 
 @pytest.fixture(scope="session")

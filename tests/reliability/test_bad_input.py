@@ -10,6 +10,7 @@ import re
 import subprocess
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 from urllib.parse import quote, unquote_to_bytes
 
 import pytest
@@ -227,7 +228,9 @@ SCHEMA_CHECKS = ("not_a_server_error,status_code_conformance,content_type_confor
                  "response_schema_conformance,negative_data_rejection")
 
 
-def test_openapi_property_based(api: ApiServer, tmp_path: Path) -> None:
+def test_openapi_property_based(
+    api: ApiServer, tmp_path: Path, figures: dict[str, Any]
+) -> None:
     """schemathesis (CLI, the maintained path: its pytest loader breaks on pytest 9) over every
     operation of the live /docs/openapi.json: examples, coverage (boundary and invalid values)
     and fuzzing phases, positive and negative data, 50 examples per operation, fixed seed."""
@@ -243,6 +246,13 @@ def test_openapi_property_based(api: ApiServer, tmp_path: Path) -> None:
         env={**os.environ, "NO_COLOR": "1", "SCHEMATHESIS_TELEMETRY": "false"},
     )
     out = proc.stdout + proc.stderr
+    generated = re.search(r"(\d+) generated", out)
+    figures["schemathesis"] = {
+        "operations_tested": int(m.group(1)) if (m := re.search(r"Tested:\s+(\d+)", out)) else 0,
+        "cases_generated": int(generated.group(1)) if generated else 0,
+        "returncode": proc.returncode,
+        "summary": out[out.rfind("SUMMARY"):][:1500],
+    }
     tested = re.search(r"Tested:\s+(\d+)", out)
     assert tested and int(tested.group(1)) >= len(API_PATHS), out[-3000:]
     assert proc.returncode == 0, out[-8000:]

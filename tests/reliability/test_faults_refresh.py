@@ -2,21 +2,33 @@
 
 Runs on its own throwaway database (the fixture rows) with its own Redis, so the swaps never touch
 the session's fixture database. The refresh runs as a real subprocess in its own process group;
-the kill is SIGKILL to the whole group (the refresh, its dbt child and Prefect's temporary
-server), the way an OOM-killed container or `systemctl kill -s KILL` ends a job.
+the kill is SIGKILL to the whole group (the refresh and its dbt child), the way an OOM-killed
+container or `systemctl kill -s KILL` ends a job.
+
+One Prefect server (`prefect server start`, private PREFECT_HOME, PREFECT_API_URL set) serves
+every refresh here: without it each `pricecat refresh` starts a temporary server (~30 s each).
+The marts are first built with a plain dbt build (the "previous data"), then:
+1. a refresh killed mid-`dbt build`, and one killed right after it wrote its run-log row;
+2. the next refresh, while a scraper keeps inserting snapshots: it succeeds, marks the dead runs
+   'aborted', leaves no staging/old schema, and publishes a consistent cut;
+3. one more quiet refresh: every snapshot the scraper wrote is in the marts.
 """
 
 from __future__ import annotations
 
+import asyncio
+import contextlib
 import os
 import signal
 import subprocess
 import tempfile
 import threading
+import urllib.request
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
+import asyncpg
 import pytest
 
 from pricecat.config import Settings
@@ -25,9 +37,11 @@ from tests.reliability.conftest import api_env
 from tests.reliability.procs import (
     PRICECAT,
     REPO_ROOT,
+    VENV_BIN,
     ApiServer,
     RedisServer,
     descendants,
+    free_port,
     wait_until,
 )
 
@@ -35,7 +49,8 @@ REFRESH_TIMEOUT = 600
 
 
 class RefreshEnv:
-    def __init__(self, settings: Settings, redis: RedisServer, prefect_home: Path) -> None:
+    def __init__(self, settings: Settings, redis: RedisServer, prefect_home: Path,
+                 prefect_api_url: str) -> None:
         self.settings = settings
         self.redis = redis
         self.env = {
@@ -45,6 +60,7 @@ class RefreshEnv:
             "CACHE_NAMESPACE": settings.cache_namespace,
             # a private Prefect home: no shared SQLite with other test runs on this machine
             "PREFECT_HOME": str(prefect_home),
+            "PREFECT_API_URL": prefect_api_url,
         }
         self.env.pop("PYTEST_CURRENT_TEST", None)
         self.logs: list[str] = []
@@ -85,20 +101,56 @@ class RefreshEnv:
 
 
 @pytest.fixture(scope="module")
-def refresh_env(base_settings: Settings) -> Iterator[RefreshEnv]:
+def prefect_server() -> Iterator[tuple[str, Path]]:
+    home = Path(tempfile.mkdtemp(prefix="pricecat-rel-prefect-"))
+    port = free_port()
+    env = {**os.environ, "PREFECT_HOME": str(home)}
+    env.pop("PREFECT_API_URL", None)
+    log = open(home / "server.log", "wb")  # noqa: SIM115 - closed right after the start
+    proc = subprocess.Popen(
+        [str(VENV_BIN / "prefect"), "server", "start", "--host", "127.0.0.1",
+         "--port", str(port)],
+        env=env, stdout=log, stderr=subprocess.STDOUT, start_new_session=True,
+    )
+    log.close()
+    url = f"http://127.0.0.1:{port}/api"
+    try:
+        def healthy() -> bool:
+            if proc.poll() is not None:
+                raise RuntimeError((home / "server.log").read_text()[-3000:])
+            try:
+                with urllib.request.urlopen(url + "/health", timeout=2) as r:  # noqa: S310
+                    return r.status == 200
+            except OSError:
+                return False
+
+        wait_until(healthy, 180, interval=0.5, what="prefect server")
+        yield url, home
+    finally:
+        with contextlib.suppress(ProcessLookupError):
+            os.killpg(proc.pid, signal.SIGTERM)
+        try:
+            proc.wait(timeout=20)
+        except subprocess.TimeoutExpired:
+            os.killpg(proc.pid, signal.SIGKILL)
+            proc.wait(timeout=10)
+
+
+@pytest.fixture(scope="module")
+def refresh_env(
+    base_settings: Settings, prefect_server: tuple[str, Path]
+) -> Iterator[RefreshEnv]:
     from tests.fixtures.snapshots import ROWS
 
     settings = helpers.settings_for_database(base_settings, helpers.unique_db_name("pricecat_rel"))
     helpers.create_database(settings)
     redis = RedisServer()
     redis.start()
-    home = Path(tempfile.mkdtemp(prefix="pricecat-rel-prefect-"))
     try:
         helpers.load_rows(settings, ROWS)
-        env = RefreshEnv(settings, redis, home)
-        rc, out = env.run()
-        assert rc == 0, out[-5000:]
-        yield env
+        helpers.dbt_build_into(settings, "catalog")  # the "previous data" the API serves
+        url, home = prefect_server
+        yield RefreshEnv(settings, redis, home, url)
     finally:
         redis.stop()
         if not os.environ.get("PRICECAT_KEEP_TEST_DB"):
@@ -159,95 +211,28 @@ def dbt_building(proc: subprocess.Popen[str]) -> bool:
     return False
 
 
-def test_refresh_killed_midway_keeps_catalog_and_next_run_recovers(
-    refresh_env: RefreshEnv,
-) -> None:
-    env = refresh_env
-    before = mart_state(env)
-    runs_before = env.val("select count(*) from catalog_ops.refresh_runs")
-    gen_key = f"{env.settings.cache_namespace}:generation"
-    gen_before = int(env.redis.command("get", gen_key) or 0)
-    slug = env.val("select slug from catalog.catalog_slug_summary order by slug limit 1")
+class Scraper:
+    """Inserts snapshots on its own connection until stopped: every 4th one a brand-new game
+    (3 of them), the others a new price of an existing listing, each in its own transaction."""
 
-    server = ApiServer(api_env(env.settings, env.redis.url), name="refresh-kill")
-    server.start()
-    try:
-        expected_product = server.get(f"/api/v1/products/{slug}").json()
-
-        # kill 1: in the middle of `dbt build`, once tables exist in the build schema
-        proc = env.start()
-        kill_group_when(proc, lambda: dbt_building(proc) and (env.val(
-            "select count(*) from pg_tables where schemaname = 'catalog_build'") or 0) >= 1)
-        env.finish(proc)
-        assert proc.returncode == -signal.SIGKILL
-
-        # kill 2: as early as the run can be caught (its refresh_runs row just written)
-        proc = env.start()
-        kill_group_when(proc, lambda: env.val(
-            "select count(*) from catalog_ops.refresh_runs") >= runs_before + 2)
-        env.finish(proc)
-        assert proc.returncode == -signal.SIGKILL
-
-        # the published catalog is exactly the previous one, and the API still serves it
-        assert mart_state(env) == before
-        r = server.get(f"/api/v1/products/{slug}")
-        assert r.status == 200 and r.json() == expected_product
-        r = server.get("/api/v1/catalog?page_size=1&sort=price_desc")
-        assert r.status == 200 and r.json()["total"] == before["slugs"]
-        assert int(env.redis.command("get", gen_key) or 0) == gen_before
-        killed = env.fetch(
-            "select run_id, status, finished_at from catalog_ops.refresh_runs "
-            "order by run_id offset $1", runs_before,
+    def __init__(self, env: RefreshEnv) -> None:
+        self.env = env
+        self.template = env.val(
+            "select id from public.product_price_snapshots "
+            "where price is not null and availability is not null order by id desc limit 1"
         )
-        assert killed, "the killed runs left no trace in refresh_runs"
-        # the last one is still 'running' (nobody could record its death); the first was
-        # already marked 'aborted' by the second run, which held the lock after it
-        assert len(killed) == 2, killed
-        assert killed[-1]["status"] == "running" and killed[-1]["finished_at"] is None, killed
-        assert killed[0]["status"] in ("running", "aborted"), killed
+        self.inserted: list[int] = []
+        self.errors: list[BaseException] = []
+        self.stop = threading.Event()
+        self.thread = threading.Thread(target=lambda: asyncio.run(self._run()), daemon=True)
 
-        # the next refresh succeeds, marks the dead runs, and cleans up after them
-        rc, out = env.run()
-        assert rc == 0, out[-5000:]
-        runs = env.fetch(
-            "select run_id, status, finished_at, error from catalog_ops.refresh_runs "
-            "order by run_id offset $1", runs_before,
-        )
-        assert [r["status"] for r in runs] == ["aborted"] * len(killed) + ["published"], runs
-        assert all(r["finished_at"] is not None for r in runs), runs
-        assert catalog_schemas(env) == {"catalog", "catalog_ops"}
-        assert int(env.redis.command("get", gen_key) or 0) == gen_before + 1
-        after = mart_state(env)
-        assert after == before  # same raw data → same marts
-        r = server.get(f"/api/v1/products/{slug}")
-        assert r.status == 200 and r.json() == expected_product
-        assert server.alive()
-    finally:
-        server.stop()
-
-
-def test_scraper_writes_during_refresh_lose_nothing(refresh_env: RefreshEnv) -> None:
-    env = refresh_env
-    template = env.fetch(
-        "select id, product_name_normalized from public.product_price_snapshots "
-        "where price is not null and availability is not null order by id desc limit 1"
-    )[0]
-    inserted: list[int] = []
-    stop = threading.Event()
-    errors: list[BaseException] = []
-
-    def scraper() -> None:
-        import asyncio
-
-        import asyncpg
-
-        async def go() -> None:
-            conn = await asyncpg.connect(env.settings.database_url)
+    async def _run(self) -> None:
+        try:
+            conn = await asyncpg.connect(self.env.settings.database_url)
             try:
                 n = 0
-                while not stop.is_set():
-                    # every 4th snapshot is a brand-new game, the rest a new price of an old one
-                    slug = f"reliability-live-{n % 3}" if n % 4 == 0 else None
+                while not self.stop.is_set():
+                    slug = f"reliability-live-{(n // 4) % 3}" if n % 4 == 0 else None
                     new_id = await conn.fetchval(
                         """
                         insert into public.product_price_snapshots (
@@ -265,74 +250,144 @@ def test_scraper_writes_during_refresh_lose_nothing(refresh_env: RefreshEnv) -> 
                         where id = $1
                         returning id
                         """,
-                        template["id"],
-                        None if slug is None else f"Reliability Live {n % 3}",
+                        self.template,
+                        None if slug is None else slug.replace("-", " ").title(),
                         slug,
                         n,
                     )
-                    inserted.append(new_id)
+                    self.inserted.append(new_id)
                     n += 1
                     await asyncio.sleep(0.02)
             finally:
                 await conn.close()
+        except BaseException as exc:  # noqa: BLE001 - reported by the test
+            self.errors.append(exc)
 
-        try:
-            asyncio.run(go())
-        except BaseException as exc:  # noqa: BLE001
-            errors.append(exc)
+    def __enter__(self) -> Scraper:
+        self.thread.start()
+        wait_until(lambda: len(self.inserted) >= 5 or bool(self.errors), 30, what="scraper")
+        return self
 
-    writer = threading.Thread(target=scraper, daemon=True)
-    writer.start()
+    def __exit__(self, *exc: object) -> None:
+        self.stop.set()
+        self.thread.join(timeout=30)
+
+
+def test_killed_refreshes_then_refresh_under_scraper_writes(
+    refresh_env: RefreshEnv, figures: dict[str, Any]
+) -> None:
+    env = refresh_env
+    before = mart_state(env)
+    gen_key = f"{env.settings.cache_namespace}:generation"
+    gen_before = int(env.redis.command("get", gen_key) or 0)
+    slug = env.val("select slug from catalog.catalog_slug_summary order by slug limit 1")
+
+    server = ApiServer(api_env(env.settings, env.redis.url), name="refresh-kill")
+    server.start()
     try:
-        wait_until(lambda: len(inserted) >= 5, 30, what="scraper started")
-        before_refresh = len(inserted)
-        last_id_before = inserted[-1]
+        expected_product = server.get(f"/api/v1/products/{slug}").json()
+
+        # --- 1. kill in the middle of `dbt build`, once tables exist in the build schema
+        proc = env.start()
+        kill_group_when(proc, lambda: dbt_building(proc) and (env.val(
+            "select count(*) from pg_tables where schemaname = 'catalog_build'") or 0) >= 1)
+        env.finish(proc)
+        assert proc.returncode == -signal.SIGKILL
+
+        # --- and one killed as early as it can be caught (its run-log row just written)
+        proc = env.start()
+        kill_group_when(proc, lambda: env.val("select count(*) from catalog_ops.refresh_runs") >= 2)
+        env.finish(proc)
+        assert proc.returncode == -signal.SIGKILL
+
+        # the published catalog is exactly the previous one, and the API still serves it
+        assert mart_state(env) == before
+        r = server.get(f"/api/v1/products/{slug}")
+        assert r.status == 200 and r.json() == expected_product
+        r = server.get("/api/v1/catalog?page_size=1&sort=price_desc")
+        assert r.status == 200 and r.json()["total"] == before["slugs"]
+        assert int(env.redis.command("get", gen_key) or 0) == gen_before
+        killed = env.fetch(
+            "select run_id, status, finished_at from catalog_ops.refresh_runs order by run_id"
+        )
+        # the last one is still 'running' (nobody could record its death); the first may already
+        # be marked 'aborted' by the second run, which held the lock after it
+        assert len(killed) == 2, killed
+        assert killed[-1]["status"] == "running" and killed[-1]["finished_at"] is None, killed
+        assert killed[0]["status"] in ("running", "aborted"), killed
+
+        # --- 2. the next refresh, with the scraper writing all along
+        with Scraper(env) as scraper:
+            last_id_before = scraper.inserted[-1]
+            rc, out = env.run()
+            last_id_during = scraper.inserted[-1]
+        assert not scraper.errors, scraper.errors
+        assert rc == 0, out[-5000:]
+        during = [i for i in scraper.inserted if last_id_before < i <= last_id_during]
+        assert len(during) > 10, "the scraper did not overlap the refresh"
+
+        runs = env.fetch(
+            "select run_id, status, finished_at, error from catalog_ops.refresh_runs "
+            "order by run_id"
+        )
+        assert [r["status"] for r in runs] == ["aborted", "aborted", "published"], runs
+        assert all(r["finished_at"] is not None for r in runs), runs
+        assert catalog_schemas(env) == {"catalog", "catalog_ops"}
+        assert int(env.redis.command("get", gen_key) or 0) == gen_before + 1
+        raw_count = env.val("select count(*) from public.product_price_snapshots")
+        mid = mart_state(env)
+        # a consistent cut: never more than the raw table, everything from before the run in
+        assert mid["snapshots"] <= raw_count
+        assert mid["snapshots"] >= env.val(
+            "select count(*) from public.product_price_snapshots where id <= $1", last_id_before)
+        r = server.get(f"/api/v1/products/{slug}")
+        assert r.status == 200, (r.status, r.text[:300])
+
+        # --- 3. a quiet refresh: every snapshot the scraper wrote is in the marts
         rc, out = env.run()
-        during = len(inserted) - before_refresh
+        assert rc == 0, out[-5000:]
+        final = mart_state(env)
+        raw_count = env.val("select count(*) from public.product_price_snapshots")
+        raw_max = env.val("select max(scraped_at) from public.product_price_snapshots")
+        assert final["snapshots"] == raw_count
+        assert final["max_seen"] == raw_max
+        per_slug = env.fetch(
+            """
+            select raw.slug, raw.n, coalesce(m.n, 0) as in_mart
+            from (
+                select product_name_normalized as slug, count(*) as n
+                from public.product_price_snapshots group by 1
+            ) as raw
+            left join (
+                select slug, sum(snapshot_count) as n
+                from catalog.catalog_slug_seller_summary group by 1
+            ) as m on m.slug = raw.slug
+            where raw.n <> coalesce(m.n, 0)
+            """
+        )
+        assert per_slug == [], per_slug
+        new_slugs = env.fetch(
+            "select slug from catalog.catalog_slug_summary "
+            "where slug like 'reliability-live-%' order by slug"
+        )
+        assert [r["slug"] for r in new_slugs] == [f"reliability-live-{i}" for i in range(3)]
+        r = server.get("/api/v1/products/reliability-live-0")
+        assert r.status == 200, (r.status, r.text[:300])
+        last = env.fetch(
+            "select status, source_max_scraped_at from catalog_ops.refresh_runs "
+            "order by run_id desc limit 1"
+        )[0]
+        assert last["status"] == "published"
+        assert last["source_max_scraped_at"] == raw_max
+        assert catalog_schemas(env) == {"catalog", "catalog_ops"}
+        assert server.alive()
+        figures["refresh_faults"] = {
+            "killed_runs": [dict(r) for r in runs[:2]],
+            "scraper_rows_total": len(scraper.inserted),
+            "scraper_rows_during_refresh": len(during),
+            "published_cut_snapshots": mid["snapshots"],
+            "raw_rows_after": raw_count,
+            "marts_snapshots_after_next_refresh": final["snapshots"],
+        }
     finally:
-        stop.set()
-        writer.join(timeout=30)
-    assert not errors, errors
-    assert rc == 0, out[-5000:]
-    assert during > 10, "the scraper did not overlap the refresh"
-
-    raw_count = env.val("select count(*) from public.product_price_snapshots")
-    mid = mart_state(env)
-    # a consistent cut: never more than the raw table, every snapshot from before the run in
-    assert mid["snapshots"] <= raw_count
-    assert mid["snapshots"] >= env.val(
-        "select count(*) from public.product_price_snapshots where id <= $1", last_id_before)
-
-    rc, out = env.run()  # quiet now: this run must include every snapshot
-    assert rc == 0, out[-5000:]
-    final = mart_state(env)
-    raw_max = env.val("select max(scraped_at) from public.product_price_snapshots")
-    assert final["snapshots"] == raw_count
-    assert final["max_seen"] == raw_max
-    per_slug = env.fetch(
-        """
-        select raw.slug, raw.n, coalesce(m.n, 0) as in_mart
-        from (
-            select product_name_normalized as slug, count(*) as n
-            from public.product_price_snapshots group by 1
-        ) as raw
-        left join (
-            select slug, sum(snapshot_count) as n
-            from catalog.catalog_slug_seller_summary group by 1
-        ) as m on m.slug = raw.slug
-        where raw.n <> coalesce(m.n, 0)
-        """
-    )
-    assert per_slug == [], per_slug
-    new_slugs = env.fetch(
-        "select slug from catalog.catalog_slug_summary where slug like 'reliability-live-%' "
-        "order by slug"
-    )
-    assert [r["slug"] for r in new_slugs] == [f"reliability-live-{i}" for i in range(3)]
-    last = env.fetch(
-        "select status, source_max_scraped_at from catalog_ops.refresh_runs "
-        "order by run_id desc limit 1"
-    )[0]
-    assert last["status"] == "published"
-    assert last["source_max_scraped_at"] == raw_max
-    assert catalog_schemas(env) == {"catalog", "catalog_ops"}
+        server.stop()

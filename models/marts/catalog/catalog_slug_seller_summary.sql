@@ -1,7 +1,7 @@
 {{
     config(
         materialized='table',
-        pre_hook=["set local work_mem = '1GB'", "set local jit = off"],
+        pre_hook=["set local work_mem = '1GB'"],
         indexes=[
             {'columns': ['slug', 'seller'], 'unique': true},
             {'columns': ['seller']},
@@ -15,6 +15,8 @@
        serves every window function; the group by then yields per offer the prices, the
        compressed price points and the ids of the snapshots that hold the latest values;
     2. the wide texts (name, url, image, description, tags) are fetched for those few ids only.
+    work_mem is raised for this model's transaction only (`set local`), so the ~300 MB sort
+    stays in memory instead of spilling to disk.
 #}
 
 with
@@ -162,10 +164,10 @@ final as (
         description_source.description,
         latest.availability_raw,
         ranked.seller_priority::int as seller_priority,
-        ranked.current_price,
-        ranked.last_known_price,
-        ranked.min_price,
-        ranked.max_price,
+        ranked.current_price::numeric(12, 2) as current_price,
+        ranked.last_known_price::numeric(12, 2) as last_known_price,
+        ranked.min_price::numeric(12, 2) as min_price,
+        ranked.max_price::numeric(12, 2) as max_price,
         ranked.snapshot_count,
         ranked.is_available,
         ranked.is_preorder,

@@ -100,11 +100,13 @@ final as (
             public.unaccent(coalesce(aggregated.name, '') || ' ' || replace(aggregated.slug, '-', ' '))
         ) as search_text,
         aggregated.seller_count,
-        case
-            when aggregated.has_available_seller then aggregated.min_available_price
-            when aggregated.has_preorder_seller then aggregated.min_preorder_price
-        end as min_price,
-        aggregated.lowest_price_ever,
+        (
+            case
+                when aggregated.has_available_seller then aggregated.min_available_price
+                when aggregated.has_preorder_seller then aggregated.min_preorder_price
+            end
+        )::numeric(12, 2) as min_price,
+        aggregated.lowest_price_ever::numeric(12, 2) as lowest_price_ever,
         aggregated.has_available_seller as is_available,
         not aggregated.has_available_seller and aggregated.has_preorder_seller as is_preorder,
         aggregated.lowest_price_ever_at,
