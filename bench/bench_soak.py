@@ -458,6 +458,7 @@ def main(argv: list[str] | None = None) -> int:
         rss_before = rss_table(server.pid)
         metrics_before = metrics_snapshot(base)
         rss_samples: list[dict[int, int]] = [rss_before]
+        rss_series: list[tuple[float, dict[int, int]]] = [(0.0, rss_before)]
 
         refresh_log = RefreshLog()
         t0 = time.monotonic()
@@ -478,7 +479,9 @@ def main(argv: list[str] | None = None) -> int:
 
         def sample_rss() -> None:
             while not sampling.wait(5):
-                rss_samples.append(rss_table(server.pid))
+                table = rss_table(server.pid)
+                rss_samples.append(table)
+                rss_series.append((round(time.monotonic() - t0, 1), table))
 
         sampler = threading.Thread(target=sample_rss, daemon=True)
         sampler.start()
@@ -522,6 +525,11 @@ def main(argv: list[str] | None = None) -> int:
                 }
                 for pid in pids
             },
+            # every 30 s: does RSS plateau (bounded caches filling) or keep climbing (a leak)?
+            "rss_series_kb": [
+                {"t": t, **{str(pid): kb for pid, kb in table.items()}}
+                for t, table in rss_series if int(t) % 30 < 5
+            ],
             "metrics_delta": metrics_delta(metrics_before, metrics_after),
             "bad_by_second": res.get("bad_by_second", {}),
             "bad_split": split_bad(res.get("bad_by_second", {}), refresh_log.runs),

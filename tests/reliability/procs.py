@@ -406,6 +406,8 @@ class ApiServer:
                     os.killpg(self.proc.pid, signal.SIGKILL)
                 self.proc.wait(timeout=10)
         self.proc = None
+        if not os.environ.get("PRICECAT_KEEP_LOGS"):
+            shutil.rmtree(self.logdir, ignore_errors=True)
 
 
 def descendants(pid: int) -> list[int]:

@@ -24,8 +24,8 @@ from pricecat.config import Settings, parse_database_url
 from tests.reliability.conftest import api_env, assert_error_json
 from tests.reliability.procs import ApiServer, PgProxy, RedisServer, running_api, wait_until
 
-#: The API instances here run with a 2 s statement timeout (and the pool's own 3 s connect/acquire
-#: timeouts); a client that waits 10x longer and still has no answer has met a hang. A generous
+#: The API instances here run with a 2 s statement timeout (and the pool's own 3 s connect
+#: timeout); a client that waits 10x longer and still has no answer has met a hang. A generous
 #: bound for "answers instead of hanging", not a latency assertion.
 STATEMENT_TIMEOUT_MS = 2000
 CLIENT_TIMEOUT = 20.0

@@ -15,17 +15,19 @@ from tests.reliability.procs import RedisServer, Resp, running_api, wait_until
 
 
 class Stream:
-    """Requests in a loop on a background thread, recording every answer (or socket error)."""
+    """Requests in a loop on a few background threads (concurrent clients), recording every
+    answer or socket error."""
 
-    def __init__(self, api: Any, paths: list[str]) -> None:
+    def __init__(self, api: Any, paths: list[str], clients: int = 4) -> None:
         self.api = api
         self.paths = paths
         self.results: list[tuple[float, str, Resp | Exception]] = []
         self.stop = threading.Event()
-        self.thread = threading.Thread(target=self.run, daemon=True)
+        self.threads = [threading.Thread(target=self.run, args=(k,), daemon=True)
+                        for k in range(clients)]
 
-    def run(self) -> None:
-        i = 0
+    def run(self, offset: int) -> None:
+        i = offset * 7
         while not self.stop.is_set():
             path = self.paths[i % len(self.paths)]
             i += 1
@@ -36,12 +38,14 @@ class Stream:
             self.results.append((time.monotonic(), path, r))
 
     def __enter__(self) -> Stream:
-        self.thread.start()
+        for t in self.threads:
+            t.start()
         return self
 
     def __exit__(self, *exc: object) -> None:
         self.stop.set()
-        self.thread.join(timeout=60)
+        for t in self.threads:
+            t.join(timeout=60)
 
     def count_after(self, t: float) -> int:
         return sum(1 for ts, _, _ in self.results if ts > t)

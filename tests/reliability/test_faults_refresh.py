@@ -19,6 +19,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import os
+import shutil
 import signal
 import subprocess
 import tempfile
@@ -83,7 +84,9 @@ class RefreshEnv:
         except subprocess.TimeoutExpired:
             os.killpg(proc.pid, signal.SIGKILL)
             proc.wait(timeout=30)
-        text = Path(proc.log_path).read_text(errors="replace")  # type: ignore[attr-defined]
+        log_path = Path(proc.log_path)  # type: ignore[attr-defined]
+        text = log_path.read_text(errors="replace")
+        log_path.unlink(missing_ok=True)
         self.logs.append(text)
         return text
 
@@ -134,6 +137,7 @@ def prefect_server() -> Iterator[tuple[str, Path]]:
         except subprocess.TimeoutExpired:
             os.killpg(proc.pid, signal.SIGKILL)
             proc.wait(timeout=10)
+        shutil.rmtree(home, ignore_errors=True)
 
 
 @pytest.fixture(scope="module")
