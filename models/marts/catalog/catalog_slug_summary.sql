@@ -5,10 +5,11 @@
             {'columns': ['slug'], 'unique': true},
             {'columns': ['categories'], 'type': 'gin'},
             {'columns': ['search_text public.gin_trgm_ops'], 'type': 'gin'},
-            {'columns': ['min_price']},
+            {'columns': ['min_price', 'slug']},
+            {'columns': ['min_price desc nulls last', 'slug']},
             {'columns': ['availability_status']},
-            {'columns': ['first_seen_at desc']},
-            {'columns': ['name']},
+            {'columns': ['first_seen_at desc nulls last', 'slug']},
+            {'columns': ['name collate "cs-x-icu"', 'slug']},
         ],
     )
 }}
