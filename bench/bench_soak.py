@@ -21,13 +21,11 @@ import random
 import re
 import shutil
 import signal
-import socket
 import subprocess
 import sys
 import tempfile
 import threading
 import time
-import unicodedata
 import urllib.request
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -36,6 +34,7 @@ from urllib.parse import quote, urlencode
 
 import asyncpg
 
+from bench.common import descendants, fold, free_port, rss_kb
 from pricecat.config import API_ROLE, Settings, with_user
 
 REPO_ROOT = Path(__file__).resolve().parent.parent
@@ -122,18 +121,6 @@ end
 """
 
 
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
-
-
-def _fold(text: str) -> str:
-    return "".join(
-        c for c in unicodedata.normalize("NFKD", text.lower()) if not unicodedata.combining(c)
-    )
-
-
 # ----------------------------------------------------------------------------- request mix
 
 
@@ -176,7 +163,7 @@ def build_paths(inputs: dict[str, Any], n: int, seed: int) -> dict[str, list[str
     """Request paths per endpoint group; `n` in all, split by the mix weights."""
     rnd = random.Random(seed)
     slugs, names, cats = inputs["slugs"], inputs["names"], inputs["categories"]
-    words = sorted({w for name in names for w in re.findall(r"\w{3,}", _fold(name))})
+    words = sorted({w for name in names for w in re.findall(r"\w{3,}", fold(name))})
 
     def catalog() -> str:
         params: dict[str, Any] = {}
@@ -276,36 +263,6 @@ def metrics_snapshot(base: str) -> dict[str, float]:
 def metrics_delta(before: dict[str, float], after: dict[str, float]) -> dict[str, float]:
     return {k: v - before.get(k, 0.0) for k, v in sorted(after.items())
             if v - before.get(k, 0.0) > 0}
-
-
-def descendants(pid: int) -> list[int]:
-    children: dict[int, list[int]] = {}
-    for entry in Path("/proc").iterdir():
-        if not entry.name.isdigit():
-            continue
-        try:
-            stat = (entry / "stat").read_text()
-        except OSError:
-            continue
-        ppid = int(stat.rpartition(")")[2].split()[1])
-        children.setdefault(ppid, []).append(int(entry.name))
-    out: list[int] = []
-    stack = [pid]
-    while stack:
-        for child in children.get(stack.pop(), []):
-            out.append(child)
-            stack.append(child)
-    return out
-
-
-def rss_kb(pid: int) -> int | None:
-    try:
-        for line in Path(f"/proc/{pid}/status").read_text().splitlines():
-            if line.startswith("VmRSS:"):
-                return int(line.split()[1])
-    except OSError:
-        return None
-    return None
 
 
 def proc_name(pid: int) -> str:

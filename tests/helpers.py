@@ -15,20 +15,9 @@ import asyncpg
 
 from pricecat import migrate
 from pricecat.config import API_ROLE, Settings, parse_database_url, with_database, with_user
+from pricecat.seed import COLUMNS
 
-RAW_COLUMNS = (
-    "scraped_at",
-    "seller",
-    "product_code",
-    "product_name_original",
-    "product_name_normalized",
-    "price",
-    "availability",
-    "url",
-    "image_url",
-    "description",
-    "categories",
-)
+RAW_COLUMNS = COLUMNS
 
 
 def wait_for_port(host: str, port: int, timeout: float = 30.0) -> None:
