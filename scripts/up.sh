@@ -9,5 +9,9 @@ pricecat migrate --no-indexes
 pricecat seed --if-empty
 pricecat migrate
 pricecat refresh
-export API_DATABASE_URL="${API_DATABASE_URL:-postgresql://pricecat_api@127.0.0.1:5432/pricecat}"
+# the API connects as the read-only role pricecat_api (created by `pricecat migrate`)
+if [ -z "${API_DATABASE_URL:-}" ]; then
+    API_DATABASE_URL="$(python -c 'import os; from pricecat.config import API_ROLE, DEFAULT_DATABASE_URL, with_user; print(with_user(os.environ.get("DATABASE_URL") or DEFAULT_DATABASE_URL, API_ROLE))')"
+    export API_DATABASE_URL
+fi
 exec pricecat serve --host "${HOST:-127.0.0.1}" --port "${PORT:-8000}" --workers "${WORKERS:-2}"
