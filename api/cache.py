@@ -6,18 +6,30 @@ Keys (``<ns>`` = Settings.cache_namespace, ``<gen>`` = the Redis counter the ref
 Callers pass everything after ``g<gen>:``; every argument of the query is in that suffix.
 
 - Generation: read from Redis at most every ``generation_check_seconds`` per worker (default
-  1 s; 0 = every request). A refresh therefore shows within that interval, and entries of older
-  generations are never read again (they age out by TTL).
-- In-process LRU (per worker, ``local_max_entries``): a hit costs no Redis round trip. Its
-  entries are keyed by the full key (generation included), so a bump invalidates them too.
-- Single flight: concurrent misses on one key in a worker share one load (one task); across
-  workers a short Redis lock (``SET NX PX``) lets one worker query Postgres while the others
-  poll Redis for the value, falling back to their own query if the lock holder is slow.
+  1 s; 0 = every request; concurrent requests share one read). A refresh therefore shows within
+  that interval, and entries of older generations are never read again (they age out).
+- Soft TTL + hard expiry (stale-while-revalidate within one generation): an entry is *fresh*
+  for its documented TTL (``Cache-Control: max-age``) and kept ``stale_seconds`` longer (the
+  Redis key's expiry). A request that finds a soft-expired entry is answered from it at once
+  and at most one background refresh per key and worker revalidates it (across workers the
+  Redis lock below makes one of them query Postgres; the other picks the new value up). A
+  generation bump still invalidates everything at once: keys embed the generation.
+- In-process LRU (per worker, ``local_max_entries`` / ``local_max_bytes``): a hit costs no Redis
+  round trip. Its entries are keyed by the full key (generation included) and revalidated
+  against Redis (in the background) at least every ``local_max_ttl`` seconds.
+- Redis round trips: memory hit 0, Redis hit 1 (GET), miss 3 (GET; SET NX lock + GET;
+  SET value + release lock), plus the shared generation read at most once a second.
+- Single flight: concurrent misses on one key in a worker share one load (one task, shielded
+  from client disconnects, so its result is cached even if every waiter left); across workers
+  a Redis lock (``SET NX PX``) lets one worker query Postgres while the others poll Redis for the
+  value (backing off), falling back to their own query if the lock holder gives up.
 - Redis unreachable: answered straight from Postgres (``X-Cache: bypass``, metric
   ``pricecat_redis_degraded_total``); after a connection failure Redis is skipped for
-  ``redis_retry_seconds`` instead of timing out on every request.
-- Postgres unreachable: whatever is cached (memory or Redis) is still served; a miss raises
-  ``DatabaseUnavailable`` (503).
+  ``redis_retry_seconds`` instead of timing out on every request. An exhausted client pool is
+  load, not an outage: that lookup falls back to Postgres, Redis stays in use.
+- Postgres unreachable (or a statement timed out): whatever is cached is still served, stale
+  entries included; a miss falls back to the previous generation's entry when one is still
+  held (``X-Cache: stale``), else raises the 503.
 """
 
 from __future__ import annotations
@@ -30,24 +42,31 @@ import secrets
 import time
 from collections import OrderedDict
 from collections.abc import Awaitable, Callable
+from contextvars import ContextVar
 from dataclasses import dataclass, field
-from typing import Literal, TypeVar
+from typing import Any, Literal, TypeVar
 
 from redis.asyncio import Redis
 from redis.exceptions import ConnectionError as RedisConnectionError
 from redis.exceptions import RedisError
 
 from api import metrics
+from api.errors import ServiceUnavailable
 from pricecat.generation import generation_key
 
 log = logging.getLogger("api.cache")
 
 T = TypeVar("T")
 Loader = Callable[[], Awaitable[tuple[int, bytes]]]
-Result = Literal["hit", "miss", "bypass"]
+Result = Literal["hit", "miss", "bypass", "stale"]
 Layer = Literal["memory", "redis", "db", "coalesced"]
 
 GZIP_MIN_BYTES = 1024
+#: The data generation whose key a loader is filling (None: Redis down, no generation known).
+#: Set by get_or_load; loads and background refreshes run in tasks that copy it.
+LOAD_GENERATION: ContextVar[int | None] = ContextVar("LOAD_GENERATION", default=None)
+#: bytes counted per in-process entry on top of its body (key, objects)
+_ENTRY_OVERHEAD = 400
 
 _RELEASE_LOCK = """
 if redis.call('get', KEYS[1]) == ARGV[1] then return redis.call('del', KEYS[1]) end
@@ -58,12 +77,19 @@ return 0
 @dataclass(frozen=True)
 class CacheOptions:
     generation_check_seconds: float = 1.0
-    local_max_entries: int = 2048
-    #: upper bound on how long an entry lives in the in-process layer (also capped by its TTL)
+    local_max_entries: int = 10_000
+    local_max_bytes: int = 64 * 1024 * 1024
+    #: an in-process entry is revalidated against Redis at least this often
     local_max_ttl: float = 60.0
+    #: how long an entry is kept (and served while revalidating) after its TTL
+    stale_seconds: int = 600
     redis_retry_seconds: float = 1.0
     lock_ms: int = 3000
     lock_poll_seconds: float = 0.02
+    lock_poll_max_seconds: float = 0.25
+    #: background refreshes running at once per worker (they queue for the DB pool behind
+    #: nothing but each other, so foreground misses keep most of the pool)
+    refresh_concurrency: int = 4
 
 
 @dataclass
@@ -71,6 +97,9 @@ class Entry:
     status: int
     body: bytes
     ttl: int
+    #: wall-clock time (time.time()) until which the entry is fresh; after it, it is served
+    #: while one refresh revalidates it
+    fresh_until: float = 0.0
     etag: str = ""
     _gzip: bytes | None = field(default=None, repr=False)
 
@@ -78,18 +107,25 @@ class Entry:
         if not self.etag:
             self.etag = '"' + hashlib.blake2b(self.body, digest_size=12).hexdigest() + '"'
 
+    def is_fresh(self, now: float | None = None) -> bool:
+        return (time.time() if now is None else now) < self.fresh_until
+
     def gzipped(self) -> bytes:
         if self._gzip is None:
             self._gzip = gzip.compress(self.body, compresslevel=5, mtime=0)
         return self._gzip
 
     def encode(self) -> bytes:
-        return b"%d\n" % self.status + self.body
+        """``<status> <fresh_until ms>\\n<body>``"""
+        return b"%d %d\n" % (self.status, int(self.fresh_until * 1000)) + self.body
 
     @classmethod
     def decode(cls, raw: bytes, ttl: int) -> Entry:
         head, _, body = raw.partition(b"\n")
-        return cls(status=int(head), body=body, ttl=ttl)
+        status, _, fresh = head.partition(b" ")
+        # an entry without a soft expiry (older format) counts as stale: served, then refreshed
+        fresh_until = int(fresh) / 1000 if fresh else 0.0
+        return cls(status=int(status), body=body, ttl=ttl, fresh_until=fresh_until)
 
 
 @dataclass(frozen=True)
@@ -97,6 +133,14 @@ class Outcome:
     entry: Entry
     result: Result
     layer: Layer
+
+
+@dataclass
+class _LocalItem:
+    entry: Entry
+    fresh_at: float  # monotonic: revalidate (in the background) after this
+    expires_at: float  # monotonic: hard expiry
+    size: int
 
 
 def _as_bytes(raw: bytes | str) -> bytes:
@@ -112,12 +156,17 @@ class Cache:
         self.redis = redis
         self.namespace = namespace
         self.options = options or CacheOptions()
-        self._local: OrderedDict[str, tuple[float, Entry]] = OrderedDict()
+        self._local: OrderedDict[str, _LocalItem] = OrderedDict()
+        self._local_bytes = 0
         self._inflight: dict[str, asyncio.Task[Outcome]] = {}
+        self._refreshing: dict[str, asyncio.Task[None]] = {}
+        self._refresh_slots = asyncio.Semaphore(max(1, self.options.refresh_concurrency))
         self._generation: int | None = None
         self._generation_at = 0.0
         self._generation_task: asyncio.Task[int] | None = None
         self._down_until = 0.0
+        self._last_warning = 0.0
+        self._closed = False
         self._release = self.redis.register_script(_RELEASE_LOCK)
 
     # -- Redis plumbing -------------------------------------------------------------------------
@@ -128,9 +177,13 @@ class Cache:
 
     def _trip(self, exc: BaseException) -> RedisDown:
         # an exhausted client pool is load, not an outage: don't stop using Redis for it
-        if not (isinstance(exc, RedisConnectionError) and "No connection available" in str(exc)):
-            self._down_until = time.monotonic() + self.options.redis_retry_seconds
-        log.warning("redis unavailable: %s", exc)
+        exhausted = isinstance(exc, RedisConnectionError) and "No connection available" in str(exc)
+        now = time.monotonic()
+        if not exhausted:
+            self._down_until = now + self.options.redis_retry_seconds
+        if now - self._last_warning >= 1.0:  # at most one line a second per worker
+            self._last_warning = now
+            log.warning("redis unavailable: %s", exc)
         return RedisDown(str(exc))
 
     async def _redis(self, op: Callable[[], Awaitable[T]]) -> T:
@@ -171,28 +224,48 @@ class Cache:
 
     # -- in-process layer -----------------------------------------------------------------------
 
-    def _local_get(self, key: str) -> Entry | None:
+    def _local_get(self, key: str) -> _LocalItem | None:
         item = self._local.get(key)
         if item is None:
             return None
-        expires, entry = item
-        if time.monotonic() >= expires:
-            self._local.pop(key, None)
+        if time.monotonic() >= item.expires_at:
+            self._local_drop(key)
             return None
         self._local.move_to_end(key)
-        return entry
+        return item
+
+    def _local_drop(self, key: str) -> None:
+        item = self._local.pop(key, None)
+        if item is not None:
+            self._local_bytes -= item.size
 
     def _local_put(self, key: str, entry: Entry) -> None:
         if self.options.local_max_entries <= 0:
             return
-        ttl = min(float(entry.ttl), self.options.local_max_ttl)
-        self._local[key] = (time.monotonic() + ttl, entry)
-        self._local.move_to_end(key)
-        while len(self._local) > self.options.local_max_entries:
-            self._local.popitem(last=False)
+        left = entry.fresh_until - time.time()
+        hard_left = left + self.options.stale_seconds
+        if hard_left <= 0:
+            return
+        now = time.monotonic()
+        item = _LocalItem(
+            entry=entry,
+            fresh_at=now + min(left, self.options.local_max_ttl),
+            expires_at=now + hard_left,
+            size=len(entry.body) + len(key) + _ENTRY_OVERHEAD,
+        )
+        self._local_drop(key)
+        self._local[key] = item
+        self._local_bytes += item.size
+        while self._local and (
+            len(self._local) > self.options.local_max_entries
+            or self._local_bytes > self.options.local_max_bytes
+        ):
+            _, evicted = self._local.popitem(last=False)
+            self._local_bytes -= evicted.size
 
     def clear_local(self) -> None:
         self._local.clear()
+        self._local_bytes = 0
 
     # -- read-through ---------------------------------------------------------------------------
 
@@ -200,6 +273,7 @@ class Cache:
         try:
             generation = await self.generation()
         except RedisDown:
+            LOAD_GENERATION.set(None)
             outcome = await self._single_flight(
                 "bypass:" + suffix, lambda: self._load_bypass(ttl, loader)
             )
@@ -207,14 +281,28 @@ class Cache:
             metrics.CACHE.labels(endpoint, outcome.result, outcome.layer).inc()
             return outcome
         key = self.full_key(generation, suffix)
-        entry = self._local_get(key)
-        if entry is not None:
-            metrics.CACHE.labels(endpoint, "hit", "memory").inc()
-            return Outcome(entry, "hit", "memory")
-        outcome = await self._single_flight(key, lambda: self._load_shared(key, ttl, loader))
+        LOAD_GENERATION.set(generation)
+        item = self._local_get(key)
+        if item is not None:
+            if time.monotonic() >= item.fresh_at:
+                if not item.entry.is_fresh():
+                    metrics.CACHE_STALE.labels(endpoint).inc()
+                self._revalidate(endpoint, key, ttl, loader)
+            metrics.child(metrics.CACHE, endpoint, "hit", "memory").inc()
+            return Outcome(item.entry, "hit", "memory")
+        try:
+            outcome = await self._single_flight(
+                key, lambda: self._load_shared(endpoint, key, ttl, loader)
+            )
+        except ServiceUnavailable:
+            fallback = await self._previous_generation(generation, suffix, ttl)
+            if fallback is None:
+                raise
+            metrics.CACHE_FALLBACK.labels(endpoint).inc()
+            outcome = fallback
         if outcome.result == "bypass":
             metrics.REDIS_DEGRADED.labels(endpoint).inc()
-        metrics.CACHE.labels(endpoint, outcome.result, outcome.layer).inc()
+        metrics.child(metrics.CACHE, endpoint, outcome.result, outcome.layer).inc()
         return outcome
 
     async def _single_flight(self, key: str, make: Callable[[], Awaitable[Outcome]]) -> Outcome:
@@ -236,9 +324,9 @@ class Cache:
 
     async def _load_bypass(self, ttl: int, loader: Loader) -> Outcome:
         status, body = await loader()
-        return Outcome(Entry(status, body, ttl), "bypass", "db")
+        return Outcome(Entry(status, body, ttl, time.time() + ttl), "bypass", "db")
 
-    async def _load_shared(self, key: str, ttl: int, loader: Loader) -> Outcome:
+    async def _load_shared(self, endpoint: str, key: str, ttl: int, loader: Loader) -> Outcome:
         try:
             raw = await self._redis(lambda: self.redis.get(key))
         except RedisDown:
@@ -246,43 +334,60 @@ class Cache:
         if raw is not None:
             entry = Entry.decode(_as_bytes(raw), ttl)
             self._local_put(key, entry)
+            if not entry.is_fresh():
+                metrics.CACHE_STALE.labels(endpoint).inc()
+                self._revalidate(endpoint, key, ttl, loader)
             return Outcome(entry, "hit", "redis")
+        return await self._fill(key, ttl, loader)
 
+    async def _fill(self, key: str, ttl: int, loader: Loader) -> Outcome:
+        """Load ``key`` from Postgres unless another worker stores a fresh value first."""
         lock_key = key + ":lock"
         token = secrets.token_hex(8)
         try:
-            locked = await self._redis(
-                lambda: self.redis.set(lock_key, token, nx=True, px=self.options.lock_ms)
-            )
+            locked, raw = await self._redis(lambda: self._lock_and_get(key, lock_key, token))
         except RedisDown:
             return await self._load_bypass(ttl, loader)
+        if raw is not None:  # double-checked: stored since our GET (or stale, when refreshing)
+            entry = Entry.decode(_as_bytes(raw), ttl)
+            if entry.is_fresh():
+                self._local_put(key, entry)
+                if locked:
+                    await self._release_lock(lock_key, token)
+                return Outcome(entry, "hit", "redis")
         if not locked:
             waited = await self._wait_for_value(key, lock_key, ttl)
             if waited is not None:
                 return waited
-        else:
-            # double-checked: the previous holder may have stored the value after our GET
-            try:
-                raw = await self._redis(lambda: self.redis.get(key))
-            except RedisDown:
-                raw = None
-            if raw is not None:
-                entry = Entry.decode(_as_bytes(raw), ttl)
-                self._local_put(key, entry)
-                await self._release_lock(lock_key, token)
-                return Outcome(entry, "hit", "redis")
         try:
             status, body = await loader()
-            entry = Entry(status, body, ttl)
-            try:
-                await self._redis(lambda: self.redis.set(key, entry.encode(), ex=ttl))
-            except RedisDown:
-                return Outcome(entry, "bypass", "db")
-            self._local_put(key, entry)
-            return Outcome(entry, "miss", "db")
-        finally:
+        except BaseException:
             if locked:
                 await self._release_lock(lock_key, token)
+            raise
+        entry = Entry(status, body, ttl, time.time() + ttl)
+        try:
+            await self._redis(
+                lambda: self._store(key, entry, lock_key, token if locked else None)
+            )
+        except RedisDown:
+            return Outcome(entry, "bypass", "db")
+        self._local_put(key, entry)
+        return Outcome(entry, "miss", "db")
+
+    async def _lock_and_get(self, key: str, lock_key: str, token: str) -> tuple[bool, Any]:
+        async with self.redis.pipeline(transaction=False) as pipe:
+            pipe.set(lock_key, token, nx=True, px=self.options.lock_ms)
+            pipe.get(key)
+            locked, raw = await pipe.execute()
+        return bool(locked), raw
+
+    async def _store(self, key: str, entry: Entry, lock_key: str, token: str | None) -> None:
+        async with self.redis.pipeline(transaction=False) as pipe:
+            pipe.set(key, entry.encode(), ex=entry.ttl + self.options.stale_seconds)
+            if token is not None:
+                await self._release(keys=[lock_key], args=[token], client=pipe)  # queued
+            await pipe.execute()
 
     async def _release_lock(self, lock_key: str, token: str) -> None:
         try:
@@ -291,18 +396,22 @@ class Cache:
             pass
 
     async def _wait_for_value(self, key: str, lock_key: str, ttl: int) -> Outcome | None:
-        """Another worker holds the lock: poll for its value while the lock is held."""
+        """Another worker holds the lock: poll (backing off) for its fresh value while the lock
+        is held; None = load ourselves (the holder gave up, or the lock expired)."""
         deadline = time.monotonic() + self.options.lock_ms / 1000
+        delay = self.options.lock_poll_seconds
         while time.monotonic() < deadline:
-            await asyncio.sleep(self.options.lock_poll_seconds)
+            await asyncio.sleep(delay)
+            delay = min(delay * 1.5, self.options.lock_poll_max_seconds)
             try:
                 raw, held = await self._redis(lambda: self._get_and_lock_state(key, lock_key))
             except RedisDown:
                 return None
             if raw is not None:
                 entry = Entry.decode(_as_bytes(raw), ttl)
-                self._local_put(key, entry)
-                return Outcome(entry, "hit", "redis")
+                if entry.is_fresh():
+                    self._local_put(key, entry)
+                    return Outcome(entry, "hit", "redis")
             if not held:  # the holder gave up (e.g. Postgres down): load ourselves
                 return None
         return None
@@ -313,3 +422,59 @@ class Cache:
             pipe.exists(lock_key)
             raw, held = await pipe.execute()
         return raw, bool(held)
+
+    # -- stale-while-revalidate -----------------------------------------------------------------
+
+    def _revalidate(self, endpoint: str, key: str, ttl: int, loader: Loader) -> None:
+        """Start one background refresh of ``key`` unless one is already running or queued."""
+        if self._closed or key in self._refreshing or key in self._inflight:
+            return
+        task = asyncio.ensure_future(self._refresh(endpoint, key, ttl, loader))
+        self._refreshing[key] = task
+        task.add_done_callback(lambda _t: self._refreshing.pop(key, None))
+
+    async def _refresh(self, endpoint: str, key: str, ttl: int, loader: Loader) -> None:
+        async with self._refresh_slots:
+            try:
+                outcome = await self._fill(key, ttl, loader)
+            except asyncio.CancelledError:
+                raise
+            except Exception as exc:  # noqa: BLE001 - the stale entry stays; next hit retries
+                metrics.CACHE_REFRESH.labels(endpoint, "error").inc()
+                log.info("background refresh of %s failed: %s", key, exc)
+                return
+        if outcome.result == "bypass":  # Redis went away meanwhile: keep the value locally
+            self._local_put(key, outcome.entry)
+        metrics.CACHE_REFRESH.labels(endpoint, "db" if outcome.layer == "db" else "redis").inc()
+
+    # -- Postgres down: the previous generation -------------------------------------------------
+
+    async def _previous_generation(self, generation: int, suffix: str, ttl: int) -> Outcome | None:
+        if generation <= 0:
+            return None
+        key = self.full_key(generation - 1, suffix)
+        item = self._local_get(key)
+        if item is not None:
+            return Outcome(item.entry, "stale", "memory")
+        try:
+            raw = await self._redis(lambda: self.redis.get(key))
+        except RedisDown:
+            return None
+        if raw is None:
+            return None
+        entry = Entry.decode(_as_bytes(raw), ttl)
+        self._local_put(key, entry)
+        return Outcome(entry, "stale", "redis")
+
+    # -- shutdown -------------------------------------------------------------------------------
+
+    async def close(self) -> None:
+        """Stop background work (pending loads and refreshes) so the pools can close."""
+        self._closed = True
+        tasks: list[asyncio.Task[Any]] = [*self._inflight.values(), *self._refreshing.values()]
+        if self._generation_task is not None:
+            tasks.append(self._generation_task)
+        for task in tasks:
+            task.cancel()
+        if tasks:
+            await asyncio.gather(*tasks, return_exceptions=True)

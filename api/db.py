@@ -1,22 +1,30 @@
 """asyncpg access for the API: one pool per worker, every statement with a timeout.
 
 - ``statement_timeout`` is a connection setting (``server_settings``), so every query has it.
+- One acquisition per unit of work: ``Database.session(name, work)`` acquires one pooled
+  connection and runs every statement of a cache miss on it (a catalog page = page + estimate
+  [+ count], a product = summary + sellers), so a miss queues for the pool once, not per
+  statement.
 - Reads run outside explicit transactions: after the refresh flow swaps the ``catalog`` schema,
   asyncpg re-prepares cached statements by itself; if a statement still fails with
-  ``InvalidCachedStatementError`` / ``UndefinedTableError`` (a read racing the swap) it is retried
-  once.
-- Connection-level failures (Postgres down, pool exhausted, statement timeout) become
-  ``DatabaseUnavailable`` -> 503 JSON, unless the cache can answer first.
+  ``InvalidCachedStatementError`` / ``UndefinedTableError`` (a read racing the swap) the whole
+  unit of work is retried once.
+- Under overload requests queue for a connection (FIFO, up to ``acquire_timeout``, default
+  10 s: ``API_DB_ACQUIRE_TIMEOUT``) and get slower rather than fail. 503 JSON only when Postgres
+  is unreachable (``database_unavailable``), a statement hit ``statement_timeout``
+  (``database_timeout``) or, as a last resort, nothing was free for ``acquire_timeout``
+  (``database_busy``, with ``Retry-After``).
 """
 
 from __future__ import annotations
 
 import asyncio
 import logging
-from collections.abc import AsyncIterator
+import time
+from collections.abc import AsyncIterator, Awaitable, Callable
 from contextlib import asynccontextmanager
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, Protocol, TypeVar
 
 import asyncpg
 
@@ -24,6 +32,8 @@ from api import metrics
 from api.errors import ServiceUnavailable
 
 log = logging.getLogger("api.db")
+
+T = TypeVar("T")
 
 RETRYABLE = (
     asyncpg.exceptions.InvalidCachedStatementError,
@@ -56,20 +66,76 @@ class DatabaseTimeout(ServiceUnavailable):
     code = "database_timeout"
 
 
+class DatabaseBusy(ServiceUnavailable):
+    """No pooled connection became free within acquire_timeout (Postgres is up but saturated)."""
+
+    code = "database_busy"
+
+
 @dataclass(frozen=True)
 class PoolOptions:
     min_size: int = 2
-    max_size: int = 10
-    acquire_timeout: float = 3.0
+    max_size: int = 16
+    #: how long a request may queue for a pooled connection before 503 database_busy
+    acquire_timeout: float = 10.0
+    #: how long opening one new connection may take (Postgres unreachable -> 503 after this)
     connect_timeout: float = 3.0
+    close_timeout: float = 5.0
+    #: client-side statement timeout = statement_timeout + this
+    command_grace: float = 2.0
+    #: resetting a connection on release; past it the connection is terminated, not reused
+    release_timeout: float = 3.0
+
+
+class Executor(Protocol):
+    """What the query modules need: a ``Database`` (one acquisition per statement) or a
+    ``Session`` (statements of one unit of work on one connection)."""
+
+    async def fetch(self, name: str, sql: str, *args: Any) -> list[asyncpg.Record]: ...
+
+    async def fetchrow(self, name: str, sql: str, *args: Any) -> asyncpg.Record | None: ...
+
+    async def fetchval(self, name: str, sql: str, *args: Any) -> Any: ...
+
+
+class Session:
+    """Statements on one acquired connection; counts and classifies each by its query name."""
+
+    def __init__(self, conn: Any) -> None:
+        self.conn = conn
+
+    async def _run(self, name: str, method: str, sql: str, args: tuple[Any, ...]) -> Any:
+        metrics.DB_QUERIES.labels(name).inc()
+        try:
+            return await getattr(self.conn, method)(sql, *args)
+        except RETRYABLE:
+            metrics.DB_ERRORS.labels(name, "retry").inc()
+            raise
+        except asyncpg.exceptions.QueryCanceledError as exc:
+            metrics.DB_ERRORS.labels(name, "timeout").inc()
+            raise DatabaseTimeout("The database did not answer in time") from exc
+        except UNAVAILABLE as exc:
+            metrics.DB_ERRORS.labels(name, "unavailable").inc()
+            raise DatabaseUnavailable("The database is unavailable") from exc
+
+    async def fetch(self, name: str, sql: str, *args: Any) -> list[asyncpg.Record]:
+        return list(await self._run(name, "fetch", sql, args))
+
+    async def fetchrow(self, name: str, sql: str, *args: Any) -> asyncpg.Record | None:
+        row: asyncpg.Record | None = await self._run(name, "fetchrow", sql, args)
+        return row
+
+    async def fetchval(self, name: str, sql: str, *args: Any) -> Any:
+        return await self._run(name, "fetchval", sql, args)
 
 
 class Database:
-    """The pool plus retry/metrics policy; query modules call fetch/fetchrow/fetchval."""
+    """The pool plus the retry/metrics policy."""
 
     def __init__(self, pool: asyncpg.Pool, options: PoolOptions) -> None:
         self.pool = pool
         self.options = options
+        self._closing: asyncio.Task[None] | None = None
 
     @classmethod
     async def connect(cls, dsn: str, statement_timeout_ms: int, options: PoolOptions) -> Database:
@@ -79,6 +145,11 @@ class Database:
             "statement_timeout": str(int(statement_timeout_ms)),
             "application_name": "pricecat-api",
             "default_transaction_read_only": "on",
+            # asyncpg re-uses named prepared statements; after 5 runs Postgres may switch one
+            # to a generic plan, which can't fold the catalog's optional filters
+            # (`$n is null or ...`) nor see the q pattern the trigram index needs. Custom plans
+            # cost ~0.1 ms of planning per statement and keep every page an index scan.
+            "plan_cache_mode": "force_custom_plan",
         }
         min_size = options.min_size
         try:
@@ -96,6 +167,10 @@ class Database:
             min_size=min_size,
             max_size=options.max_size,
             timeout=options.connect_timeout,
+            # client-side bound on every statement, a little above the server's
+            # statement_timeout (which normally fires first: database_timeout): a silent network
+            # partition leaves pooled connections open with nothing coming back
+            command_timeout=statement_timeout_ms / 1000 + options.command_grace,
             server_settings=server_settings,
             max_inactive_connection_lifetime=300.0,
         )
@@ -103,51 +178,73 @@ class Database:
         return cls(pool, options)
 
     async def close(self) -> None:
+        """Close the pool once, however often this is awaited (Sanic may run the shutdown
+        listener twice on uvloop). Waits up to close_timeout for in-use connections, then
+        terminates; never leaves close coroutines behind for a closed event loop."""
+        if self._closing is None:
+            self._closing = asyncio.ensure_future(self._close())
+        await asyncio.shield(self._closing)
+
+    async def _close(self) -> None:
         metrics.DB_POOL_SIZE.dec(self.options.max_size)
-        await self.pool.close()
+        try:
+            await asyncio.wait_for(self.pool.close(), timeout=self.options.close_timeout)
+        except (Exception, asyncio.CancelledError) as exc:  # noqa: BLE001 - shutting down anyway
+            log.info("closing the database pool: %s; terminating it", type(exc).__name__)
+            self.pool.terminate()
 
     @asynccontextmanager
     async def connection(self, name: str) -> AsyncIterator[Any]:
+        started = time.perf_counter()
         try:
             conn = await self.pool.acquire(timeout=self.options.acquire_timeout)
+        except TimeoutError as exc:
+            waited = time.perf_counter() - started
+            metrics.DB_ACQUIRE_WAIT.observe(waited)
+            if waited < self.options.acquire_timeout * 0.95:
+                # a connect attempt timed out (connect_timeout < acquire_timeout): unreachable
+                metrics.DB_ERRORS.labels(name, "unavailable").inc()
+                raise DatabaseUnavailable("The database is unavailable") from exc
+            # the pool stayed full the whole time: Postgres is up but saturated
+            metrics.DB_ERRORS.labels(name, "busy").inc()
+            raise DatabaseBusy(
+                "The database is saturated; retry", headers={"Retry-After": "1"}
+            ) from exc
         except UNAVAILABLE as exc:
             metrics.DB_ERRORS.labels(name, "unavailable").inc()
             raise DatabaseUnavailable("The database is unavailable") from exc
+        metrics.DB_ACQUIRE_WAIT.observe(time.perf_counter() - started)
         metrics.DB_POOL_IN_USE.inc()
         try:
             yield conn
         finally:
             metrics.DB_POOL_IN_USE.dec()
-            await self.pool.release(conn)
+            await self.pool.release(conn, timeout=self.options.release_timeout)
 
-    async def _run(self, name: str, method: str, sql: str, args: tuple[Any, ...]) -> Any:
+    async def session(self, name: str, work: Callable[[Session], Awaitable[T]]) -> T:
+        """Run ``work`` with one pooled connection (one acquisition for all of its statements);
+        retried once, on a fresh acquisition, if a statement raced a schema swap."""
         for attempt in (1, 2):
-            metrics.DB_QUERIES.labels(name).inc()
             try:
                 async with self.connection(name) as conn:
-                    return await getattr(conn, method)(sql, *args)
+                    return await work(Session(conn))
             except RETRYABLE as exc:
-                metrics.DB_ERRORS.labels(name, "retry").inc()
                 if attempt == 2:
-                    raise DatabaseUnavailable("The read models are being replaced; retry") from exc
+                    raise DatabaseUnavailable(
+                        "The read models are being replaced; retry"
+                    ) from exc
                 log.info("retrying %s after %s (schema swap?)", name, type(exc).__name__)
                 await asyncio.sleep(0.05)
-            except asyncpg.exceptions.QueryCanceledError as exc:
-                metrics.DB_ERRORS.labels(name, "timeout").inc()
-                raise DatabaseTimeout("The database did not answer in time") from exc
-            except DatabaseUnavailable:
-                raise
-            except UNAVAILABLE as exc:
+            except UNAVAILABLE as exc:  # e.g. the connection broke between statements
                 metrics.DB_ERRORS.labels(name, "unavailable").inc()
                 raise DatabaseUnavailable("The database is unavailable") from exc
         raise AssertionError("unreachable")  # pragma: no cover
 
     async def fetch(self, name: str, sql: str, *args: Any) -> list[asyncpg.Record]:
-        return list(await self._run(name, "fetch", sql, args))
+        return await self.session(name, lambda s: s.fetch(name, sql, *args))
 
     async def fetchrow(self, name: str, sql: str, *args: Any) -> asyncpg.Record | None:
-        row: asyncpg.Record | None = await self._run(name, "fetchrow", sql, args)
-        return row
+        return await self.session(name, lambda s: s.fetchrow(name, sql, *args))
 
     async def fetchval(self, name: str, sql: str, *args: Any) -> Any:
-        return await self._run(name, "fetchval", sql, args)
+        return await self.session(name, lambda s: s.fetchval(name, sql, *args))

@@ -8,6 +8,7 @@ server-side and answered with a generic 500).
 
 from __future__ import annotations
 
+import asyncio
 import logging
 from typing import Any
 
@@ -17,6 +18,9 @@ from sanic.exceptions import SanicException
 from sanic.handlers import ErrorHandler
 
 log = logging.getLogger("api.errors")
+
+#: Status recorded (metrics only: nobody receives it) for a request whose client went away.
+CLIENT_CLOSED = 499
 
 #: HTTP status -> error code for Sanic's own exceptions (routing, protocol, limits).
 STATUS_CODES: dict[int, str] = {
@@ -108,6 +112,11 @@ class JsonErrorHandler(ErrorHandler):
     """Renders every exception as the JSON error shape."""
 
     def default(self, request: Request, exception: Exception) -> HTTPResponse:
+        if isinstance(exception, asyncio.CancelledError):
+            # sanic's RequestCancelled: the client disconnected (timeout, closed tab) before the
+            # answer was ready. Not an error of ours; any shared cache load carries on.
+            log.debug("client went away: %s", _safe_url(request))
+            return error_response(CLIENT_CLOSED, "client_closed_request", "Client went away")
         if isinstance(exception, ApiError):
             return error_response(
                 exception.status_code,

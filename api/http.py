@@ -13,8 +13,10 @@ import math
 import time
 from collections import OrderedDict
 from dataclasses import dataclass
+from typing import Any
 
 from sanic import HTTPResponse, Request
+from sanic.exceptions import BadURL
 
 from api.cache import GZIP_MIN_BYTES, Entry, Outcome
 from api.errors import RateLimited
@@ -22,6 +24,21 @@ from api.errors import RateLimited
 COMPRESSIBLE = ("application/json", "text/", "application/javascript", "image/svg+xml")
 EXPOSED_HEADERS = "ETag, X-Cache, Retry-After"
 _STATIC_GZIP: dict[tuple[str, int, str], bytes] = {}
+
+
+class ApiRequest(Request):
+    """Sanic's Request, able to answer a request line httptools rejects (a NUL or control byte
+    in the URL): Sanic then builds a stand-in request with the same bad URL to render the 400,
+    that raises again and the connection is dropped without an answer. The stand-in
+    (method ``NONE``) falls back to ``/``, so the client gets the JSON 400."""
+
+    def __init__(self, url_bytes: bytes, *args: Any, **kwargs: Any) -> None:
+        try:
+            super().__init__(url_bytes, *args, **kwargs)
+        except BadURL:
+            if kwargs.get("method") != "NONE":
+                raise
+            super().__init__(b"/", *args, **kwargs)
 
 
 def accepts_gzip(request: Request) -> bool:
@@ -58,6 +75,7 @@ def _etag_matches(request: Request, etag: str) -> bool:
 
 def cached_response(request: Request, outcome: Outcome) -> HTTPResponse:
     entry: Entry = outcome.entry
+    request.ctx.cached = True  # the response middleware leaves gzip to us
     headers = {"X-Cache": outcome.result, "Vary": "Accept-Encoding"}
     if entry.status != 200:
         headers["Cache-Control"] = "no-store"

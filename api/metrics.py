@@ -10,6 +10,7 @@ in-process registry is used.
 from __future__ import annotations
 
 import os
+from typing import Any
 
 from prometheus_client import (
     CONTENT_TYPE_LATEST,
@@ -68,6 +69,28 @@ DB_POOL_SIZE = Gauge(
     "Configured asyncpg pool size (summed over live workers).",
     multiprocess_mode="livesum",
 )
+DB_ACQUIRE_WAIT = Histogram(
+    "pricecat_db_pool_acquire_wait_seconds",
+    "Time a cache miss queued for a pooled connection (one acquisition per miss).",
+    buckets=(0.001, 0.005, 0.025, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0),
+)
+CACHE_STALE = Counter(
+    "pricecat_cache_stale_served_total",
+    "Soft-expired entries served at once while one background refresh per key revalidates.",
+    ["endpoint"],
+)
+CACHE_REFRESH = Counter(
+    "pricecat_cache_refresh_total",
+    "Background refreshes of soft-expired entries by outcome (redis: another worker had "
+    "already refreshed it; db: reloaded from Postgres; error: failed, the stale entry stays).",
+    ["endpoint", "outcome"],
+)
+CACHE_FALLBACK = Counter(
+    "pricecat_cache_fallback_total",
+    "Loads that failed (Postgres unavailable or timed out) answered from the previous data "
+    "generation's entry instead of 503.",
+    ["endpoint"],
+)
 DATA_AGE = Gauge(
     "pricecat_data_age_seconds",
     "Seconds since the newest snapshot in the published read models (set on scrape).",
@@ -78,6 +101,19 @@ WORKERS = Gauge(
     "1 per live worker process (one series per pid in multiprocess mode).",
     multiprocess_mode="liveall",
 )
+
+
+_CHILDREN: dict[tuple[int, tuple[str, ...]], Any] = {}
+
+
+def child(metric: Any, *labels: str) -> Any:
+    """``metric.labels(*labels)``, memoized: the hot path skips prometheus_client's label
+    validation and lock (labels come from a small fixed set: routes, endpoints, statuses)."""
+    key = (id(metric), labels)
+    found = _CHILDREN.get(key)
+    if found is None:
+        found = _CHILDREN[key] = metric.labels(*labels)
+    return found
 
 
 def render() -> tuple[bytes, str]:

@@ -1,9 +1,16 @@
 """Per-endpoint read-through: the cache key (every argument), the TTL, and the loader that runs
-the queries and renders the JSON body. Routes call these; these call api/queries."""
+the queries and renders the JSON body. Routes call these; these call api/queries.
+
+Each loader runs all statements of its miss on one pooled connection (``Database.session``):
+a miss queues for the pool once. Catalog totals are memoized per generation and filter set
+(``TotalsMemo``), so another page or sort of known filters runs only the page query."""
 
 from __future__ import annotations
 
-from api.cache import Cache, Outcome
+from collections import OrderedDict
+from collections.abc import Hashable
+
+from api.cache import LOAD_GENERATION, Cache, Outcome
 from api.db import Database
 from api.encoding import dumps
 from api.errors import error_body
@@ -17,21 +24,56 @@ TTL_CATEGORIES = 600
 TTL_RECENT = 120
 
 
+class TotalsMemo:
+    """(total, total_estimate) per data generation and filter set (sort and page excluded),
+    per worker: the pages and sort orders of one filter set share them, so their misses run the
+    page query only. Bounded LRU; entries of older generations are never read again."""
+
+    def __init__(self, max_entries: int = 4096) -> None:
+        self.max_entries = max_entries
+        self._items: OrderedDict[Hashable, tuple[int, int]] = OrderedDict()
+
+    def get(self, key: Hashable) -> tuple[int, int] | None:
+        found = self._items.get(key)
+        if found is not None:
+            self._items.move_to_end(key)
+        return found
+
+    def put(self, key: Hashable, value: tuple[int, int]) -> None:
+        self._items[key] = value
+        self._items.move_to_end(key)
+        while len(self._items) > self.max_entries:
+            self._items.popitem(last=False)
+
+
+_TOTALS = TotalsMemo()
+
+
 async def catalog_page(cache: Cache, db: Database, query: CatalogQuery) -> Outcome:
     f = query.filters
     key = f"catalog:{f.filters_hash()}:{query.page}:{query.page_size}"
 
     async def load() -> tuple[int, bytes]:
         offset = (query.page - 1) * query.page_size
-        items = await catalog.catalog_page(db, f, query.page_size, offset)
-        total = await catalog.catalog_count(db, f)
-        estimate = await catalog.catalog_estimate(db, f)
+        generation = LOAD_GENERATION.get()  # the generation of the key being filled
+        memo_key = (
+            None  # Redis down: no generation to scope the memo by, count every time
+            if generation is None
+            else (cache.namespace, generation, f.availability, f.min_price, f.max_price,
+                  f.categories, f.q)
+        )
+        known = _TOTALS.get(memo_key) if memo_key is not None else None
+        listing = await db.session(
+            "catalog", lambda s: catalog.catalog_listing(s, f, query.page_size, offset, known)
+        )
+        if memo_key is not None:
+            _TOTALS.put(memo_key, (listing["total"], listing["total_estimate"]))
         body = {
-            "items": items,
+            "items": listing["items"],
             "page": query.page,
             "page_size": query.page_size,
-            "total": total,
-            "total_estimate": estimate,
+            "total": listing["total"],
+            "total_estimate": listing["total_estimate"],
         }
         return 200, dumps(body)
 
@@ -40,7 +82,7 @@ async def catalog_page(cache: Cache, db: Database, query: CatalogQuery) -> Outco
 
 async def product(cache: Cache, db: Database, slug: str) -> Outcome:
     async def load() -> tuple[int, bytes]:
-        found = await products.product(db, slug)
+        found = await db.session("product", lambda s: products.product(s, slug))
         if found is None:
             return 404, error_body(
                 "not_found", f"No product with slug '{slug}'", {"parameter": "slug", "value": slug}

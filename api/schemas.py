@@ -44,9 +44,9 @@ class CatalogPage(BaseModel):
     total: int = Field(description="Exact number of matching products")
     total_estimate: int = Field(
         description=(
-            "Planner estimate of the matching products (EXPLAIN of the count query: table "
-            "row count x the filters' selectivity from pg_stats). Cheap, may be off; use total "
-            "for exact figures."
+            "Planner estimate of the matching products (EXPLAIN of the count query, run on "
+            "the same connection as the page: table row count x the filters' selectivity "
+            "from pg_stats, no rows read). Cheap, may be off; use total for exact figures."
         )
     )
 

@@ -5,10 +5,12 @@
 creates the asyncpg pool and the redis-py asyncio ``BlockingConnectionPool``; sanic-ext injects
 them into handlers (``Database``, ``Cache``); ``after_server_stop`` closes them.
 
-Tuning knobs beyond Settings (env, all optional):
-API_DB_POOL_MIN (2), API_DB_POOL_MAX (10) per worker; API_REDIS_MAX_CONNECTIONS (64) per worker;
+Tuning knobs beyond Settings (env, all optional; see api/README.md "Env knobs"):
+API_DB_POOL_MIN (2), API_DB_POOL_MAX (16) per worker; API_DB_ACQUIRE_TIMEOUT (10 s);
+API_REDIS_MAX_CONNECTIONS (256) per worker, API_REDIS_POOL_TIMEOUT (5 s);
 API_GENERATION_CHECK_SECONDS (1.0; 0 = read the generation on every request);
-API_LOCAL_CACHE_ENTRIES (2048; 0 disables the in-process layer); API_ACCESS_LOG (0);
+API_LOCAL_CACHE_ENTRIES (10000; 0 disables the in-process layer), API_LOCAL_CACHE_MB (64);
+API_CACHE_STALE_SECONDS (600); API_BACKLOG (2048, `pricecat serve` only); API_ACCESS_LOG (0);
 WEB_DIST_DIR (default <repo>/web/dist).
 """
 
@@ -53,11 +55,19 @@ def _env_int(name: str, default: int) -> int:
 @dataclass(frozen=True)
 class ApiOptions:
     db_pool_min: int = 2
-    db_pool_max: int = 10
-    redis_max_connections: int = 64
-    redis_pool_timeout: float = 2.0
+    #: 2 workers x 16 = 32 of Postgres' max_connections=100: room for dbt, the refresh flow,
+    #: psql and a third worker; more connections than that only add contention on a small box
+    db_pool_max: int = 16
+    db_acquire_timeout: float = 10.0
+    redis_max_connections: int = 256
+    redis_pool_timeout: float = 5.0
     generation_check_seconds: float = 1.0
-    local_cache_entries: int = 2048
+    local_cache_entries: int = 10_000
+    local_cache_mb: float = 64.0
+    cache_stale_seconds: int = 600
+    #: listen backlog: 1,000 clients connecting at once overflow Sanic's default 100, and a
+    #: dropped SYN is retried after 1, 3, 7 s... (seen as timeouts by the clients)
+    backlog: int = 2048
     access_log: bool = False
     web_dist: Path = field(default_factory=lambda: REPO_ROOT / "web" / "dist")
 
@@ -65,10 +75,15 @@ class ApiOptions:
     def from_env(cls) -> ApiOptions:
         return cls(
             db_pool_min=_env_int("API_DB_POOL_MIN", 2),
-            db_pool_max=_env_int("API_DB_POOL_MAX", 10),
-            redis_max_connections=_env_int("API_REDIS_MAX_CONNECTIONS", 64),
+            db_pool_max=_env_int("API_DB_POOL_MAX", 16),
+            db_acquire_timeout=_env_float("API_DB_ACQUIRE_TIMEOUT", 10.0),
+            redis_max_connections=_env_int("API_REDIS_MAX_CONNECTIONS", 256),
+            redis_pool_timeout=_env_float("API_REDIS_POOL_TIMEOUT", 5.0),
             generation_check_seconds=_env_float("API_GENERATION_CHECK_SECONDS", 1.0),
-            local_cache_entries=_env_int("API_LOCAL_CACHE_ENTRIES", 2048),
+            local_cache_entries=_env_int("API_LOCAL_CACHE_ENTRIES", 10_000),
+            local_cache_mb=_env_float("API_LOCAL_CACHE_MB", 64.0),
+            cache_stale_seconds=_env_int("API_CACHE_STALE_SECONDS", 600),
+            backlog=_env_int("API_BACKLOG", 2048),
             access_log=os.environ.get("API_ACCESS_LOG", "0") not in ("", "0", "false"),
             web_dist=Path(os.environ.get("WEB_DIST_DIR") or REPO_ROOT / "web" / "dist"),
         )
@@ -95,6 +110,14 @@ def validate(settings: Settings, options: ApiOptions) -> None:
         raise ConfigError("need 1 <= API_DB_POOL_MIN <= API_DB_POOL_MAX")
     if options.redis_max_connections < 1:
         raise ConfigError("API_REDIS_MAX_CONNECTIONS must be >= 1")
+    if options.db_acquire_timeout <= 0 or options.redis_pool_timeout <= 0:
+        raise ConfigError("API_DB_ACQUIRE_TIMEOUT and API_REDIS_POOL_TIMEOUT must be > 0")
+    if options.local_cache_entries < 0 or options.local_cache_mb < 0:
+        raise ConfigError("API_LOCAL_CACHE_ENTRIES and API_LOCAL_CACHE_MB must be >= 0")
+    if options.cache_stale_seconds < 0:
+        raise ConfigError("API_CACHE_STALE_SECONDS must be >= 0")
+    if options.backlog < 1:
+        raise ConfigError("API_BACKLOG must be >= 1")
 
 
 def create_app(
@@ -102,13 +125,15 @@ def create_app(
 ) -> Sanic[Any, Any]:
     from sanic import HTTPResponse, Request, Sanic
     from sanic_ext import Extend
+    from sanic_ext.extensions.http.extension import HTTPExtension
+    from sanic_ext.extensions.openapi.extension import OpenAPIExtension
 
     from api import metrics
     from api.cache import Cache, CacheOptions
     from api.db import Database, PoolOptions
     from api.errors import JsonErrorHandler
-    from api.http import Cors, RateLimiter, gzip_response
-    from api.routes import catalog, get_cache, get_database, meta, ops, products, search, web
+    from api.http import ApiRequest, Cors, RateLimiter, gzip_response
+    from api.routes import catalog, meta, ops, products, search, web
 
     if not isinstance(settings, Settings):
         # `sanic api.server:create_app --factory` passes its CLI arguments: read the env
@@ -117,7 +142,7 @@ def create_app(
         options = ApiOptions.from_env()
     validate(settings, options)
 
-    app = Sanic("pricecat", error_handler=JsonErrorHandler())
+    app = Sanic("pricecat", error_handler=JsonErrorHandler(), request_class=ApiRequest)
     app.config.update(
         {
             "FALLBACK_ERROR_FORMAT": "json",
@@ -145,7 +170,9 @@ def create_app(
     docs_html = Path(__file__).resolve().parent / "static" / "docs.html"
     app.config.OAS_PATH_TO_REDOC_HTML = str(docs_html)
     app.config.OAS_UI_REDOC_HTML_TITLE = "pricecat API"
-    Extend(app)
+    # OpenAPI + auto HEAD/OPTIONS only: the pools are passed by api.routes.inject, not by
+    # sanic-ext's injection (a signal dispatched on every request)
+    Extend(app, built_in_extensions=False, extensions=[OpenAPIExtension, HTTPExtension])
     app.ext.openapi.describe(
         "pricecat API",
         version="1.0.0",
@@ -155,8 +182,6 @@ def create_app(
             "\"details\"}} for every 4xx/5xx."
         ),
     )
-    app.ext.add_dependency(Database, get_database)
-    app.ext.add_dependency(Cache, get_cache)
     app.ctx.settings = settings
     app.ctx.options = options
 
@@ -182,36 +207,57 @@ def create_app(
         app.ctx.db = await Database.connect(
             settings.api_database_url,
             settings.statement_timeout_ms,
-            PoolOptions(min_size=options.db_pool_min, max_size=options.db_pool_max),
+            PoolOptions(
+                min_size=options.db_pool_min,
+                max_size=options.db_pool_max,
+                acquire_timeout=options.db_acquire_timeout,
+            ),
         )
         pool = BlockingConnectionPool.from_url(
             settings.redis_url,
             max_connections=options.redis_max_connections,
             timeout=options.redis_pool_timeout,
-            socket_connect_timeout=0.5,
-            socket_timeout=2.0,
+            # a refused connection (Redis down) fails at once; a slow connect under load is
+            # not an outage (0.5 s here tripped the breaker and sent requests to Postgres)
+            socket_connect_timeout=2.0,
+            # generous: under 1,000 connections a busy event loop delays reads; a timeout here
+            # would mark Redis down and send every request to Postgres
+            socket_timeout=5.0,
         )
         app.ctx.redis = Redis(connection_pool=pool)
+        # a load may queue for the pool, then run up to 3 statements: the lock covers that
+        lock_ms = int(options.db_acquire_timeout * 1000 + 2 * settings.statement_timeout_ms + 1000)
         app.ctx.cache = Cache(
             app.ctx.redis,
             settings.cache_namespace,
             CacheOptions(
                 generation_check_seconds=options.generation_check_seconds,
                 local_max_entries=options.local_cache_entries,
-                lock_ms=settings.statement_timeout_ms + 500,
+                local_max_bytes=int(options.local_cache_mb * 1024 * 1024),
+                stale_seconds=options.cache_stale_seconds,
+                lock_ms=lock_ms,
+                refresh_concurrency=max(1, options.db_pool_max // 4),
             ),
         )
+
+    @app.after_server_start
+    async def worker_up(app: Sanic[Any, Any]) -> None:
+        # only now is this worker serving (other before_server_start listeners, e.g.
+        # sanic-ext's, run after ours): tests and probes count workers by this gauge
         metrics.WORKERS.inc()
 
     @app.after_server_stop
     async def close_pools(app: Sanic[Any, Any]) -> None:
-        metrics.WORKERS.dec()
-        if getattr(app.ctx, "redis", None) is not None:
-            await app.ctx.redis.aclose()
-            await app.ctx.redis.connection_pool.disconnect()
-        if getattr(app.ctx, "db", None) is not None:
-            await app.ctx.db.close()
-        metrics.mark_process_dead(os.getpid())
+        # Sanic may run this listener twice on uvloop (the first attempt can be interrupted by
+        # the stopped loop): one shared task does the work, every call waits for it, so no
+        # close coroutine is left behind for the closed loop ("Event loop is closed").
+        import asyncio
+
+        task = getattr(app.ctx, "closing", None)
+        if task is None:
+            task = asyncio.ensure_future(_close_pools(app))
+            app.ctx.closing = task
+        await asyncio.shield(task)
 
     @app.main_process_start
     async def metrics_dir(app: Sanic[Any, Any]) -> None:
@@ -227,10 +273,10 @@ def create_app(
             os.environ.pop(MULTIPROC_ENV, None)
             shutil.rmtree(created, ignore_errors=True)
 
-    async def before(request: Request) -> HTTPResponse | None:
-        import time
+    from time import perf_counter
 
-        request.ctx.started = time.perf_counter()
+    async def before(request: Request) -> HTTPResponse | None:
+        request.ctx.started = perf_counter()
         preflight = cors.preflight(request)
         if preflight is not None:
             return preflight
@@ -239,15 +285,16 @@ def create_app(
         return None
 
     async def after(request: Request, response: Any) -> None:
-        import time
-
         route = request.route
         label = "/" + route.path if route is not None else "unmatched"
-        started = getattr(request.ctx, "started", None)
+        ctx = request.ctx
+        started = getattr(ctx, "started", None)
         if started is not None:
-            metrics.LATENCY.labels(label).observe(time.perf_counter() - started)
-        metrics.REQUESTS.labels(label, request.method, str(response.status)).inc()
+            metrics.child(metrics.LATENCY, label).observe(perf_counter() - started)
+        metrics.child(metrics.REQUESTS, label, request.method, str(response.status)).inc()
         cors.decorate(request, response)
+        if getattr(ctx, "cached", False):  # api.http.cached_response did gzip/ETag already
+            return
         if response.status == 200 and request.path.startswith("/assets/"):
             response.headers["Cache-Control"] = "public, max-age=31536000, immutable"
         gzip_response(request, response)
@@ -255,6 +302,26 @@ def create_app(
     app.register_middleware(before, "request")
     app.register_middleware(after, "response")
     return app
+
+
+async def _close_pools(app: Sanic[Any, Any]) -> None:
+    from api import metrics
+
+    metrics.WORKERS.dec()
+    cache = getattr(app.ctx, "cache", None)
+    if cache is not None:
+        await cache.close()  # pending loads/refreshes release their connections
+    redis = getattr(app.ctx, "redis", None)
+    if redis is not None:
+        try:
+            await redis.aclose()
+            await redis.connection_pool.disconnect()
+        except Exception as exc:  # noqa: BLE001 - shutting down anyway
+            log.info("closing redis: %s", exc)
+    db = getattr(app.ctx, "db", None)
+    if db is not None:
+        await db.close()
+    metrics.mark_process_dead(os.getpid())
 
 
 def _prepare_metrics_dir() -> None:
@@ -322,6 +389,7 @@ def serve(
         workers=workers,
         dev=dev,
         access_log=options.access_log,
+        backlog=options.backlog,
         motd=False,
     )
     Sanic.serve(primary=app, app_loader=loader)

@@ -60,6 +60,7 @@ import asyncpg
 import httpx
 from redis.asyncio import Redis
 
+from api.server import ApiOptions
 from pricecat.config import API_ROLE, Settings, with_user
 from pricecat.generation import bump_generation, get_generation
 
@@ -680,6 +681,24 @@ def replace_sections(path: Path, sections: dict[str, str]) -> None:
     os.replace(tmp, path)
 
 
+def api_options_report() -> dict[str, Any]:
+    """The API's tuning knobs as the server started by this benchmark reads them (same env)."""
+    o = ApiOptions.from_env()
+    return {
+        "db_pool_max": o.db_pool_max, "db_acquire_timeout": o.db_acquire_timeout,
+        "redis_max_connections": o.redis_max_connections,
+        "redis_pool_timeout": o.redis_pool_timeout,
+        "generation_check_seconds": o.generation_check_seconds,
+        "local_cache_entries": o.local_cache_entries, "local_cache_mb": o.local_cache_mb,
+        "cache_stale_seconds": o.cache_stale_seconds, "backlog": o.backlog,
+    }
+
+
+def _options(r: dict[str, Any]) -> dict[str, Any]:
+    """Options of the run (older reports lack them: the current defaults)."""
+    return r.get("api_options") or api_options_report()
+
+
 def fmt_load(t: tuple[float, float, float] | list[float]) -> str:
     return " / ".join(f"{x:.2f}" for x in t)
 
@@ -687,6 +706,7 @@ def fmt_load(t: tuple[float, float, float] | list[float]) -> str:
 def render_load_section(r: dict[str, Any]) -> str:
     m = r["machine"]
     a = r["args"]
+    o = _options(r)
     dist = r["distinct_by_label"]
     n_catalog = dist.get("catalog", 0) + dist.get("catalog_q", 0)
     lines = [
@@ -707,9 +727,13 @@ def render_load_section(r: dict[str, Any]) -> str:
         "",
         f"Data: {r['inputs']['raw_rows_estimate']:,} raw snapshots (estimate), "
         f"{r['inputs']['slug_rows']:,} slugs in `catalog.catalog_slug_summary`. "
-        f"`pricecat serve --workers {a['workers']}`, API as `pricecat_api`, default API options "
-        "(in-process LRU 2,048 entries/worker, generation checked every 1 s, Redis pool 64, "
-        "asyncpg pool 10 per worker).",
+        f"`pricecat serve --workers {a['workers']}`, API as `pricecat_api`, API options per "
+        f"worker: in-process LRU {o['local_cache_entries']:,} entries / "
+        f"{o['local_cache_mb']:g} MB, generation checked every {o['generation_check_seconds']:g} "
+        f"s, Redis pool {o['redis_max_connections']} ({o['redis_pool_timeout']:g} s wait), "
+        f"asyncpg pool {o['db_pool_max']} ({o['db_acquire_timeout']:g} s acquire wait), "
+        f"values kept {o['cache_stale_seconds']} s past their TTL (served while revalidating), "
+        f"listen backlog {o['backlog']:,}.",
         "",
         f"Mix: {r['distinct_paths']:,} distinct paths in a shuffled list of {r['paths_total']:,} "
         "(each wrk thread replays it from a random offset; within each kind, popularity "
@@ -772,7 +796,8 @@ def render_load_section(r: dict[str, Any]) -> str:
         lines += ["", f"Hot phase: the {hp['paths']:,} most requested paths of the mix "
                   f"({hp['requests_in_list']:,} of the list's entries), each requested once "
                   f"before (8 at a time, {hp['seconds']} s) so all are cached; the in-process LRU "
-                  "holds 2,048 entries per worker."]
+                  f"holds {o['local_cache_entries']:,} entries "
+                  f"({o['local_cache_mb']:g} MB) per worker."]
     lines += ["", "Cache lookups from `/metrics` (all workers, delta over each phase; "
               "`hit/memory` = in-process LRU, `hit/redis`, `hit/coalesced` = joined an in-flight "
               "load, `miss/db` = loaded from Postgres):", ""]
@@ -823,20 +848,26 @@ def render_load_section(r: dict[str, Any]) -> str:
         )
     else:
         notes.append("No refresh published during the load phases (data generation unchanged).")
+    if any("503:database_busy" in p["error_codes"] for p in api_phases):
+        notes.append(
+            "`503 database_busy` here is load shedding, not an outage: Postgres stayed up "
+            "(misses kept loading, `miss/db` above); the miss waited longer than "
+            f"`API_DB_ACQUIRE_TIMEOUT` ({o['db_acquire_timeout']:g} s) for one of its worker's "
+            f"{o['db_pool_max']} asyncpg connections (api/db.py). A miss that fails this way "
+            "fails every request coalesced onto it, and nothing is cached."
+        )
     if any("503:database_unavailable" in p["error_codes"] for p in api_phases):
         notes.append(
-            "`503 database_unavailable` here is load shedding, not an outage: Postgres stayed up "
-            "(misses kept loading, `miss/db` above); the request waited longer than the pool's "
-            "3 s acquire timeout for one of its worker's 10 asyncpg connections (api/db.py, "
-            "counted as `pricecat_db_errors_total{kind=\"unavailable\"}`). A miss that fails "
-            "this way fails every request coalesced onto it, and nothing is cached."
+            "`503 database_unavailable`: Postgres refused or dropped connections during the "
+            "run (see the server log)."
         )
     kinds = (f or {}).get("kinds", {})
     redis_exhausted = sum(v for k, v in kinds.items() if "No connection available" in k)
     if redis_exhausted:
         notes.append(
             f"`redis unavailable: No connection available` ×{redis_exhausted} in the server log: "
-            "the redis-py `BlockingConnectionPool` (64 per worker, 2 s timeout) ran dry under "
+            f"the redis-py `BlockingConnectionPool` ({o['redis_max_connections']} per worker, "
+            f"{o['redis_pool_timeout']:g} s timeout) ran dry under "
             "1,000 connections; those lookups fell back to Postgres (`X-Cache: bypass`, or a load "
             "without waiting for the other worker's)."
         )
@@ -849,9 +880,10 @@ def render_load_section(r: dict[str, Any]) -> str:
         )
     if "hot" in r["phases"] and (r["metrics"].get("hot") or {}).get("lookups", {}).get("miss"):
         notes.append(
-            "Misses in the hot phase are entries whose TTL ran out during it (suggest 60 s, "
-            "catalog and recent 120 s, product 300 s); there is no stale-while-revalidate, so "
-            "each expiry of a hot key goes to Postgres while it is saturated."
+            "Misses in the hot phase are keys not cached yet in this generation (or evicted): a "
+            "soft-expired entry (suggest 60 s, catalog and recent 120 s, product 300 s) is still "
+            f"served for {o['cache_stale_seconds']} s more while one background load per key "
+            "and worker revalidates it."
         )
     if notes:
         lines += ["", "Observations:", "", *[f"- {n}" for n in notes]]
@@ -934,6 +966,8 @@ def main(argv: list[str] | None = None) -> int:
     settings = Settings.from_env()
     api_url = os.environ.get("API_DATABASE_URL") or with_user(settings.database_url, API_ROLE)
     report: dict[str, Any] = {"command": command, "args": vars(args), "machine": machine_facts(),
+                              # what `pricecat serve` below runs with: the same env (API_*)
+                              "api_options": api_options_report(),
                               "loadavg_start": loadavg(), "phases": {}, "metrics": {},
                               "notes": list(args.note)}
     inputs = asyncio.run(sample_inputs(settings.database_url, args.slugs, args.seed))

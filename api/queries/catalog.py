@@ -1,17 +1,34 @@
-"""Catalog listing: catalog_page.sql (a page of cards) and catalog_count.sql (exact total; its
-EXPLAIN gives total_estimate)."""
+"""Catalog listing: catalog_page_<sort>.sql (a page of cards; one static file per sort order,
+picked from the fixed ``PAGE_SQL`` mapping, so each ORDER BY is exactly its index's key) and
+catalog_count.sql (exact total; its EXPLAIN gives total_estimate). ``catalog_listing`` runs them
+on one connection (pass a Session: one pool acquisition) and skips the count when the page
+itself proves the total."""
 
 from __future__ import annotations
 
 import json
 from typing import Any, TypedDict
 
-from api.db import Database
+from api.db import Executor
 from api.encoding import money, timestamp
 from api.params import CatalogFilters, like_escape
 from api.queries import load_sql
 
-PAGE_SQL = load_sql("catalog_page")
+#: sort -> (query name, SQL). Fixed at import: no SQL is built from request values.
+PAGE_SQL: dict[str, tuple[str, str]] = {
+    sort: (f"catalog_page_{sort}", load_sql(f"catalog_page_{sort}"))
+    for sort in ("name", "price_asc", "price_desc", "newest", "relevance")
+}
+#: availability -> (is_available, is_preorder) wanted by the page queries; the mart derives
+#: availability_status from the same two flags (available > preorder > unavailable).
+AVAILABILITY_FLAGS: dict[str, tuple[bool | None, bool | None]] = {
+    "any": (None, None),
+    "available": (True, None),
+    "preorder": (None, True),
+    "unavailable": (False, False),
+}
+#: words shorter than this have no trigram: the GIN index can't narrow a LIKE on them
+MIN_ANCHOR_CHARS = 3
 COUNT_SQL = load_sql("catalog_count")
 ESTIMATE_SQL = "explain (format json)\n" + COUNT_SQL
 
@@ -29,29 +46,49 @@ class CatalogCard(TypedDict):
     last_scraped_at: str | None
 
 
-def filter_args(f: CatalogFilters) -> tuple[Any, ...]:
-    """$1..$5 shared by catalog_page.sql and catalog_count.sql."""
+def q_patterns(f: CatalogFilters) -> tuple[list[str], str | None]:
+    """LIKE patterns of q's words (each must match) and the anchor: the longest word's pattern,
+    a single LIKE the trigram index can serve (null when no word has a trigram)."""
     words = f.q.split(" ") if f.q else []
     patterns = [f"%{like_escape(w)}%" for w in words]
-    return (f.availability, f.min_price, f.max_price, list(f.categories), patterns)
+    longest = max(words, key=len, default="")
+    anchor = f"%{like_escape(longest)}%" if len(longest) >= MIN_ANCHOR_CHARS else None
+    return patterns, anchor
+
+
+def filter_args(f: CatalogFilters) -> tuple[Any, ...]:
+    """$1..$6 of catalog_count.sql."""
+    patterns, anchor = q_patterns(f)
+    return (f.availability, f.min_price, f.max_price, list(f.categories), patterns, anchor)
+
+
+def page_statement(f: CatalogFilters, limit: int, offset: int) -> tuple[str, str, tuple[Any, ...]]:
+    """(query name, SQL, arguments) of the page query for ``f.sort``."""
+    name, sql = PAGE_SQL[f.sort]
+    patterns, anchor = q_patterns(f)
+    is_available, is_preorder = AVAILABILITY_FLAGS[f.availability]
+    args: tuple[Any, ...] = (
+        is_available, is_preorder, f.min_price, f.max_price, list(f.categories), patterns,
+        anchor, limit, offset,
+    )
+    if f.sort == "relevance":
+        q = f.q or ""
+        escaped = like_escape(q)
+        args += (q, f"{escaped}%", f"% {escaped}%")
+    return name, sql, args
+
+
+class CatalogListing(TypedDict):
+    items: list[CatalogCard]
+    total: int
+    total_estimate: int
 
 
 async def catalog_page(
-    db: Database, f: CatalogFilters, limit: int, offset: int
+    db: Executor, f: CatalogFilters, limit: int, offset: int
 ) -> list[CatalogCard]:
-    q = f.q or ""
-    escaped = like_escape(q)
-    rows = await db.fetch(
-        "catalog_page",
-        PAGE_SQL,
-        *filter_args(f),
-        f.q,
-        f"{escaped}%",
-        f"% {escaped}%",
-        f.sort,
-        limit,
-        offset,
-    )
+    name, sql, args = page_statement(f, limit, offset)
+    rows = await db.fetch(name, sql, *args)
     return [
         CatalogCard(
             slug=r["slug"],
@@ -69,11 +106,11 @@ async def catalog_page(
     ]
 
 
-async def catalog_count(db: Database, f: CatalogFilters) -> int:
+async def catalog_count(db: Executor, f: CatalogFilters) -> int:
     return int(await db.fetchval("catalog_count", COUNT_SQL, *filter_args(f)))
 
 
-async def catalog_estimate(db: Database, f: CatalogFilters) -> int:
+async def catalog_estimate(db: Executor, f: CatalogFilters) -> int:
     """The planner's estimate of the matching rows (no rows are read)."""
     raw = await db.fetchval("catalog_count_estimate", ESTIMATE_SQL, *filter_args(f))
     plan = json.loads(raw)[0]["Plan"] if isinstance(raw, str) else raw[0]["Plan"]
@@ -86,3 +123,26 @@ def estimate_from_plan(plan: dict[str, Any]) -> int:
     while node.get("Node Type") in ("Aggregate", "Gather", "Gather Merge") and node.get("Plans"):
         node = node["Plans"][0]
     return int(round(float(node.get("Plan Rows", 0))))
+
+
+async def catalog_listing(
+    db: Executor,
+    f: CatalogFilters,
+    limit: int,
+    offset: int,
+    known: tuple[int, int] | None = None,
+) -> CatalogListing:
+    """Page + exact total + estimate. ``known`` = (total, estimate) already computed for these
+    filters in this data generation (another page of them): only the page query runs. Else a
+    short page (0 < rows < limit, or no rows on page 1) is the last one, so it proves the total
+    and the count is skipped; the estimate is the count's EXPLAIN (planning only)."""
+    items = await catalog_page(db, f, limit, offset)
+    if known is not None:
+        total, estimate = known
+    else:
+        if 0 < len(items) < limit or (offset == 0 and not items):
+            total = offset + len(items)
+        else:
+            total = await catalog_count(db, f)
+        estimate = await catalog_estimate(db, f)
+    return CatalogListing(items=items, total=total, total_estimate=estimate)

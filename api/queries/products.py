@@ -5,7 +5,7 @@ from __future__ import annotations
 import json
 from typing import Any, TypedDict
 
-from api.db import Database
+from api.db import Executor
 from api.encoding import money, timestamp
 from api.queries import load_sql
 
@@ -45,7 +45,7 @@ class Product(TypedDict):
     sellers: list[SellerOffer]
 
 
-async def product_summary(db: Database, slug: str) -> dict[str, Any] | None:
+async def product_summary(db: Executor, slug: str) -> dict[str, Any] | None:
     r = await db.fetchrow("product_summary", SUMMARY_SQL, slug)
     if r is None:
         return None
@@ -67,7 +67,7 @@ async def product_summary(db: Database, slug: str) -> dict[str, Any] | None:
     }
 
 
-async def product_sellers(db: Database, slug: str) -> list[SellerOffer]:
+async def product_sellers(db: Executor, slug: str) -> list[SellerOffer]:
     rows = await db.fetch("product_sellers", SELLERS_SQL, slug)
     return [
         SellerOffer(
@@ -87,7 +87,8 @@ async def product_sellers(db: Database, slug: str) -> list[SellerOffer]:
     ]
 
 
-async def product(db: Database, slug: str) -> Product | None:
+async def product(db: Executor, slug: str) -> Product | None:
+    """Summary + sellers; pass a Session to run both on one connection."""
     summary = await product_summary(db, slug)
     if summary is None:
         return None

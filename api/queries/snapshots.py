@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import TypedDict
 
-from api.db import Database
+from api.db import Executor
 from api.encoding import money, timestamp
 from api.queries import load_sql
 
@@ -22,7 +22,7 @@ class RecentSnapshot(TypedDict):
     scraped_at: str | None
 
 
-async def recent_snapshots(db: Database, limit: int) -> list[RecentSnapshot]:
+async def recent_snapshots(db: Executor, limit: int) -> list[RecentSnapshot]:
     rows = await db.fetch("recent_snapshots", SQL, limit)
     return [
         RecentSnapshot(

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import TypedDict
 
-from api.db import Database
+from api.db import Executor
 from api.encoding import money
 from api.params import SuggestQuery, like_escape
 from api.queries import load_sql
@@ -23,7 +23,7 @@ class Suggestion(TypedDict):
     is_preorder: bool
 
 
-async def suggest(db: Database, query: SuggestQuery) -> list[Suggestion]:
+async def suggest(db: Executor, query: SuggestQuery) -> list[Suggestion]:
     escaped = like_escape(query.q)
     rows = await db.fetch(
         "suggest",

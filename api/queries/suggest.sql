@@ -24,6 +24,6 @@ order by
         else 3
     end asc,
     case when $7::boolean then public.word_similarity($1::text, s.search_text) end desc,
-    s.name asc,
+    s.name collate "cs-x-icu" asc,
     s.slug asc
 limit $6::int

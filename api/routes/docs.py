@@ -12,12 +12,15 @@ from api import schemas
 
 POLICY = (
     " Unknown query parameters and repeated parameters are rejected with 400 "
-    "(codes unknown_parameter, repeated_parameter); an empty value counts as absent."
+    "(codes unknown_parameter, repeated_parameter); an empty value counts as absent "
+    "(allowEmptyValue on every optional parameter)."
 )
 CACHE_HEADERS = (
     " Responses carry a strong ETag (If-None-Match -> 304), Cache-Control: public, "
-    "max-age=<TTL>, and X-Cache: hit | miss | bypass (bypass = Redis unreachable, answered "
-    "from Postgres)."
+    "max-age=<TTL>, and X-Cache: hit | miss | bypass | stale (bypass = Redis unreachable, "
+    "answered from Postgres; stale = Postgres unavailable, answered from the previous data "
+    "generation). Within one data generation an entry past its TTL is still answered at once "
+    "while one background refresh reloads it."
 )
 F = TypeVar("F", bound=Callable[..., Any])
 
@@ -46,7 +49,11 @@ def error_responses(*statuses: int) -> list[Any]:
         400: "A parameter is invalid; details.parameter names it",
         404: "Not found",
         429: "Rate limited (Retry-After header)",
-        503: "Postgres unavailable and the answer is not cached",
+        503: (
+            "Not cached and Postgres unreachable (database_unavailable), a statement timed "
+            "out (database_timeout) or no connection was free for 10 s (database_busy, "
+            "Retry-After)"
+        ),
     }
     return [
         openapi.response(s, json_of(schemas.Error), texts[s]) for s in (*statuses, 429, 503)

@@ -10,6 +10,7 @@ from api.cache import Cache
 from api.db import Database
 from api.http import cached_response
 from api.params import ParseMemo, parse_none, parse_recent
+from api.routes import inject
 from api.routes.docs import (
     CACHE_HEADERS,
     POLICY,
@@ -32,6 +33,7 @@ _parse_recent = ParseMemo(parse_recent)
     openapi.response(200, json_of(schemas.CategoryList), "Categories"),
     *error_responses(400),
 )
+@inject
 async def get_categories(request: Request, db: Database, cache: Cache) -> HTTPResponse:
     parse_none(request.args)
     return cached_response(request, await reads.category_list(cache, db))
@@ -46,12 +48,13 @@ async def get_categories(request: Request, db: Database, cache: Cache) -> HTTPRe
     ),
     openapi.tag("snapshots"),
     openapi.parameter(
-        "limit", integer(minimum=1, maximum=500, default=100), "query",
+        "limit", integer(minimum=1, maximum=500, default=100), "query", allowEmptyValue=True,
         description="Number of snapshots",
     ),
     openapi.response(200, json_of(schemas.RecentList), "Snapshots, newest first"),
     *error_responses(400),
 )
+@inject
 async def get_recent(request: Request, db: Database, cache: Cache) -> HTTPResponse:
     limit = _parse_recent(request.query_string, lambda: request.args)
     return cached_response(request, await reads.recent(cache, db, limit))

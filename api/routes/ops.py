@@ -14,6 +14,7 @@ from api.db import Database, DatabaseUnavailable
 from api.encoding import dumps
 from api.errors import error_response
 from api.queries import health
+from api.routes import inject
 from api.routes.docs import apply, json_of
 
 
@@ -48,6 +49,7 @@ async def _check_redis(cache: Cache) -> tuple[bool, str | None]:
     openapi.response(200, json_of(schemas.Ready), "Ready"),
     openapi.response(503, json_of(schemas.Error), "Not ready (details.checks says why)"),
 )
+@inject
 async def readyz(request: Request, db: Database, cache: Cache) -> HTTPResponse:
     checks: dict[str, dict[str, Any]] = {}
     redis_ok, redis_detail = await _check_redis(cache)
@@ -90,6 +92,7 @@ async def readyz(request: Request, db: Database, cache: Cache) -> HTTPResponse:
     openapi.tag("ops"),
     openapi.response(200, {"text/plain": str}, "Prometheus text format"),
 )
+@inject
 async def metrics_endpoint(request: Request, db: Database) -> HTTPResponse:
     try:
         age = await health.data_age(db)

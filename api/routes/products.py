@@ -10,6 +10,7 @@ from api.cache import Cache
 from api.db import Database
 from api.http import cached_response
 from api.params import parse_none, parse_slug
+from api.routes import inject
 from api.routes.docs import (
     CACHE_HEADERS,
     POLICY,
@@ -35,6 +36,7 @@ from api.routes.docs import (
     openapi.response(200, json_of(schemas.Product), "The product"),
     *error_responses(400, 404),
 )
+@inject
 async def get_product(request: Request, slug: str, db: Database, cache: Cache) -> HTTPResponse:
     parse_none(request.args)
     return cached_response(request, await reads.product(cache, db, parse_slug(slug)))

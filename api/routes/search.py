@@ -10,6 +10,7 @@ from api.cache import Cache
 from api.db import Database
 from api.http import cached_response
 from api.params import ParseMemo, parse_suggest
+from api.routes import inject
 from api.routes.docs import (
     AVAILABILITY,
     CACHE_HEADERS,
@@ -37,14 +38,18 @@ _parse_suggest = ParseMemo(parse_suggest)
         "q", string(minLength=1, maxLength=100), "query", required=True,
         description="Search text, 1-100 characters after trimming",
     ),
-    openapi.parameter("availability", AVAILABILITY, "query", description="As in /catalog"),
     openapi.parameter(
-        "limit", integer(minimum=1, maximum=20, default=8), "query",
+        "availability", AVAILABILITY, "query", allowEmptyValue=True,
+        description="As in /catalog",
+    ),
+    openapi.parameter(
+        "limit", integer(minimum=1, maximum=20, default=8), "query", allowEmptyValue=True,
         description="Maximum number of suggestions",
     ),
     openapi.response(200, json_of(schemas.SuggestList), "Suggestions, best first"),
     *error_responses(400),
 )
+@inject
 async def get_suggest(request: Request, db: Database, cache: Cache) -> HTTPResponse:
     query = _parse_suggest(request.query_string, lambda: request.args)
     return cached_response(request, await reads.suggestions(cache, db, query))

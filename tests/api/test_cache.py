@@ -5,11 +5,20 @@ from __future__ import annotations
 
 import asyncio
 import gzip
+import time
 
 import httpx
 from redis import Redis
 
 from tests.api.conftest import ALLOWED_ORIGIN, ApiServer, metric_sum
+
+STALE = 600  # API_CACHE_STALE_SECONDS default
+
+
+def fresh_left(r: Redis, key: str) -> float:
+    """Seconds until the stored entry's soft expiry (value header: `<status> <fresh_until ms>`)."""
+    head = r.get(key).partition(b"\n")[0]  # type: ignore[union-attr]
+    return int(head.split(b" ")[1]) / 1000 - time.time()
 
 
 def test_miss_then_hit_and_key_in_redis(api: ApiServer) -> None:
@@ -22,7 +31,9 @@ def test_miss_then_hit_and_key_in_redis(api: ApiServer) -> None:
     r = Redis.from_url(api.settings.redis_url)
     key = f"{api.settings.cache_namespace}:g{gen}:categories:list"
     assert r.exists(key) == 1
-    assert 0 < r.ttl(key) <= 600
+    # soft TTL (the documented 600 s) in the value, hard expiry = TTL + API_CACHE_STALE_SECONDS
+    assert 600 < r.ttl(key) <= 600 + STALE
+    assert 590 < fresh_left(r, key) <= 600
     r.close()
 
 
@@ -43,7 +54,8 @@ def test_keys_follow_the_documented_layout(api: ApiServer) -> None:
     ttls = {"product:azul": 300, "suggest:azul:any:3": 60, "recent:7": 120}
     r = Redis.from_url(api.settings.redis_url)
     for suffix, ttl in ttls.items():
-        assert 0 < r.ttl(prefix + suffix) <= ttl
+        assert ttl < r.ttl(prefix + suffix) <= ttl + STALE
+        assert ttl - 10 < fresh_left(r, prefix + suffix) <= ttl
     r.close()
 
 
@@ -84,7 +96,7 @@ def test_generation_bump_invalidates(api: ApiServer) -> None:
 
 def test_concurrent_misses_run_one_query(api: ApiServer) -> None:
     api.bump_generation()
-    before = metric_sum(api.metrics(), "pricecat_db_queries_total", query="catalog_page")
+    before = metric_sum(api.metrics(), "pricecat_db_queries_total", query="catalog_page_price_desc")
     url = "/api/v1/catalog?sort=price_desc&page_size=7&categories=strategick%C3%A9"
 
     async def burst() -> list[httpx.Response]:
@@ -94,7 +106,7 @@ def test_concurrent_misses_run_one_query(api: ApiServer) -> None:
     responses = asyncio.run(burst())
     assert all(r.status_code == 200 for r in responses)
     assert len({r.content for r in responses}) == 1
-    after = metric_sum(api.metrics(), "pricecat_db_queries_total", query="catalog_page")
+    after = metric_sum(api.metrics(), "pricecat_db_queries_total", query="catalog_page_price_desc")
     assert after - before == 1
     assert sorted(r.headers["x-cache"] for r in responses).count("miss") == 1
 
@@ -165,3 +177,88 @@ def test_cors_only_for_configured_origins(api: ApiServer) -> None:
     assert pre.headers["access-control-allow-origin"] == ALLOWED_ORIGIN
     assert "GET" in pre.headers["access-control-allow-methods"]
     assert "access-control-allow-origin" not in bad.headers
+
+
+def test_stale_entry_served_at_once_and_refreshed_once(api: ApiServer) -> None:
+    """A soft-expired entry (same generation) is answered immediately; one background refresh
+    per key reloads it, however many requests saw it stale."""
+    gen = api.bump_generation()
+    key = f"{api.settings.cache_namespace}:g{gen}:product:agricola"
+    r = Redis.from_url(api.settings.redis_url)
+    past_ms = int((time.time() - 5) * 1000)
+    r.set(key, b"200 %d\n" % past_ms + b'{"slug":"agricola","name":"stale copy"}', ex=100)
+    before = api.metrics()
+
+    first = api.get("/api/v1/products/agricola")
+    assert first.status_code == 200 and first.headers["x-cache"] == "hit"
+    assert first.json() == {"slug": "agricola", "name": "stale copy"}  # no wait for Postgres
+
+    async def burst() -> list[httpx.Response]:
+        async with httpx.AsyncClient(base_url=api.url, timeout=20) as c:
+            return await asyncio.gather(
+                *(c.get("/api/v1/products/agricola") for _ in range(20))
+            )
+
+    names = {resp.json()["name"] for resp in asyncio.run(burst())}
+    assert names <= {"stale copy", "Agricola"}
+    deadline = time.monotonic() + 20
+    while fresh_left(r, key) <= 0 and time.monotonic() < deadline:
+        time.sleep(0.05)
+    assert 250 < fresh_left(r, key) <= 300  # refreshed with the product TTL
+    assert 300 < r.ttl(key) <= 300 + STALE
+    r.close()
+    after = api.get("/api/v1/products/agricola")
+    assert after.json()["name"] == "Agricola" and after.json()["sellers"]
+    samples = api.metrics()
+
+    def delta(name: str, **labels: str) -> float:
+        return metric_sum(samples, name, **labels) - metric_sum(before, name, **labels)
+
+    assert delta("pricecat_db_queries_total", query="product_summary") == 1
+    assert delta("pricecat_cache_refresh_total", endpoint="product", outcome="db") == 1
+    assert delta("pricecat_cache_stale_served_total", endpoint="product") >= 1
+
+
+def test_generation_bump_beats_stale_entries(api: ApiServer) -> None:
+    """Stale-while-revalidate never outlives a refresh: a new generation is a new key space."""
+    gen = api.bump_generation()
+    key = f"{api.settings.cache_namespace}:g{gen}:product:hanabi"
+    r = Redis.from_url(api.settings.redis_url)
+    r.set(key, b"200 %d\n" % int((time.time() - 5) * 1000) + b'{"name":"old"}', ex=100)
+    r.close()
+    assert api.get("/api/v1/products/hanabi").json()["name"] == "old"
+    api.bump_generation()
+    fresh = api.get("/api/v1/products/hanabi")
+    assert fresh.headers["x-cache"] == "miss" and fresh.json()["name"] == "Hanabi"
+
+
+def test_pages_of_known_filters_reuse_the_total(api: ApiServer) -> None:
+    """Within a generation, the exact total and the estimate of a filter set are computed once:
+    other pages and sort orders of it run only the page query (all on one connection)."""
+    api.bump_generation()
+    before = api.metrics()
+    first = api.get("/api/v1/catalog", params={"page_size": 5}).json()
+    other = api.get("/api/v1/catalog", params={"page_size": 5, "page": 2, "sort": "price_asc"})
+    last = api.get("/api/v1/catalog", params={"page_size": 5, "page": 6}).json()
+    past = api.get("/api/v1/catalog", params={"page_size": 5, "page": 9}).json()
+    assert first["total"] == other.json()["total"] == last["total"] == past["total"] == 28
+    assert {first["total_estimate"], other.json()["total_estimate"], last["total_estimate"]} == {
+        first["total_estimate"]
+    }
+    assert [i["slug"] for i in last["items"]] == ["twilight-imperium", "ubongo", "zombicide"]
+    after = api.metrics()
+
+    def delta(query: str) -> float:
+        return metric_sum(after, "pricecat_db_queries_total", query=query) - metric_sum(
+            before, "pricecat_db_queries_total", query=query
+        )
+
+    assert delta("catalog_page_name") == 3  # one page query per sort file
+    assert delta("catalog_page_price_asc") == 1
+    assert delta("catalog_count") == 1
+    assert delta("catalog_count_estimate") == 1
+    api.bump_generation()  # a new generation counts again
+    assert api.get("/api/v1/catalog", params={"page_size": 5, "page": 3}).json()["total"] == 28
+    assert metric_sum(api.metrics(), "pricecat_db_queries_total", query="catalog_count") - (
+        metric_sum(after, "pricecat_db_queries_total", query="catalog_count")
+    ) == 1

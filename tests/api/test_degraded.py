@@ -56,6 +56,9 @@ def test_postgres_down_serves_cached_and_503_for_uncached(
 ) -> None:
     settings = server_settings(db_settings)
     with run_server(settings, api_log_dir, cleanup=False) as good:
+        older = good.get("/api/v1/products/azul")
+        assert older.status_code == 200
+        good.bump_generation()  # a refresh published: azul is cached only for the old one
         warm = good.get("/api/v1/meta/categories")
         assert warm.status_code == 200 and warm.headers["x-cache"] == "miss"
     down = replace(
@@ -67,6 +70,11 @@ def test_postgres_down_serves_cached_and_503_for_uncached(
         assert cached.status_code == 200
         assert cached.headers["x-cache"] == "hit"
         assert cached.json() == warm.json()
+        # not cached for this generation: the previous generation's entry beats a 503
+        previous = server.get("/api/v1/products/azul")
+        assert previous.status_code == 200 and previous.headers["x-cache"] == "stale"
+        assert previous.json() == older.json()
+        assert metric_sum(server.metrics(), "pricecat_cache_fallback_total") == 1
         uncached = server.get("/api/v1/catalog", params={"page": 2})
         assert uncached.status_code == 503
         assert uncached.json()["error"]["code"] == "database_unavailable"

@@ -110,3 +110,26 @@ def test_serve_fails_fast_on_a_wrong_database(db_settings: Settings) -> None:
     )
     assert proc.returncode == 2
     assert "no_such_db_x" in proc.stderr and "Traceback" not in proc.stderr
+
+
+def test_disconnects_and_shutdown_leave_no_noise(db_settings: Settings, api_log_dir: Path) -> None:
+    """Clients that hang up mid-request are not errors (sanic's RequestCancelled is logged at
+    debug only), and stopping the server closes the pools without 'Event loop is closed'."""
+    import socket
+
+    with run_server(server_settings(db_settings), api_log_dir, workers=2) as server:
+        host, port = server.url.removeprefix("http://").split(":")
+        for n in range(40):  # distinct, uncached: each request has a load to cancel
+            with socket.create_connection((host, int(port))) as s:
+                s.sendall(
+                    f"GET /api/v1/catalog?page={n + 2}&page_size=3 HTTP/1.1\r\n"
+                    f"Host: {host}\r\n\r\n".encode()
+                )
+        ok = server.get("/api/v1/catalog", params={"page": 2, "page_size": 3})
+        assert ok.status_code == 200 and len(ok.json()["items"]) == 3
+        log_path = server.log_path
+    log = log_path.read_text()
+    for noise in ("RequestCancelled", "unhandled error", "Event loop is closed",
+                  "Exception ignored", "Traceback"):
+        assert noise not in log, (noise, log[-3000:])
+    assert log.count("Worker complete") == 2

@@ -102,6 +102,23 @@ def test_garbage_request_line_never_leaks_a_trace(api: ApiServer) -> None:
     assert b'"error"' in body and b"Traceback" not in body and b"File " not in body
 
 
+@pytest.mark.parametrize(
+    "target", [b"/api/v1/catalog?q=a\x00b", b"/api/v1/products/a\x01b", b"/api/v1/\x7f"]
+)
+def test_raw_control_bytes_in_the_url_get_a_json_400(api: ApiServer, target: bytes) -> None:
+    """httptools rejects these request lines; the answer is still the JSON 400, not a dropped
+    connection (api.http.ApiRequest)."""
+    parts = urlsplit(api.url)
+    with socket.create_connection((parts.hostname, parts.port), timeout=5) as s:
+        s.sendall(b"GET " + target + b" HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n")
+        data = b""
+        while chunk := s.recv(65536):
+            data += chunk
+    head, _, body = data.partition(b"\r\n\r\n")
+    assert head.startswith(b"HTTP/1.1 400"), data[:200]
+    assert b'"code":"bad_request"' in body and b"Traceback" not in body
+
+
 def test_head_is_supported(api: ApiServer) -> None:
     with api.client() as c:
         r = c.head("/api/v1/meta/categories")
