@@ -61,6 +61,7 @@ ARGS: dict[str, tuple[Any, ...]] = {
     "catalog_count": catalog.filter_args(ALL_FILTERS),
     "product_summary": ("osadnici-z-katanu",),
     "product_sellers": ("osadnici-z-katanu",),
+    "image_url": ("osadnici-z-katanu",),
     "suggest": ("osadnici", "%osadnici%", "osadnici%", "% osadnici%", "any", 8, True),
     "categories": (),
     "recent_snapshots": (100,),
@@ -72,6 +73,7 @@ ARGS: dict[str, tuple[Any, ...]] = {
 HOT_PATHS = {
     "product_summary": [("catalog_slug_summary", "slug")],
     "product_sellers": [("catalog_slug_seller_summary", "slug")],
+    "image_url": [("catalog_slug_summary", "slug")],
     "suggest": [("catalog_slug_summary", "search_text")],
     "recent_snapshots": [
         ("product_price_snapshots", "scraped_at"),

@@ -1,11 +1,10 @@
 """Browser-test fixtures: the built web UI (web/dist), `pricecat serve` on the fixture database
 as a subprocess, and Debian's Chromium driven by Playwright with a network and console log.
 
-Product images are data from the sellers (`hero_image_url`, other hosts). They are the one kind
-of request a page makes to another origin; the page fixture answers them locally with a small
-stand-in SVG (nothing leaves the machine, no DNS errors in the console) and `BrowserLog` allows
-exactly those URLs (the fixture's image URLs, as images) — every other request must go to the
-page's own origin.
+Every request a page makes must go to the page's own origin: product images too, which the
+pages load through the API's image proxy (`/api/v1/images/{slug}`; the sellers' URLs in
+`hero_image_url` are data only). The page fixture aborts any request to another host and
+`BrowserLog.assert_clean` fails the test on it — there is no exception for any host.
 """
 
 from __future__ import annotations
@@ -17,10 +16,8 @@ import subprocess
 import time
 import urllib.error
 import urllib.request
-import zlib
 from collections.abc import Iterator
 from dataclasses import dataclass, field
-from html import escape
 from pathlib import Path
 from urllib.parse import urlsplit
 
@@ -41,21 +38,6 @@ CHROMIUM_ARGS = [
     "--disable-component-update",
     "--disable-sync",
 ]
-
-
-def stand_in_image(url: str) -> bytes:
-    """A local SVG standing in for a seller-hosted product image (a 'box' labelled with the
-    image's file name), so screenshots show where images go without leaving the machine."""
-    name = escape(url.rsplit("/", 1)[-1])
-    hue = zlib.crc32(url.encode()) % 360
-    return (
-        '<svg xmlns="http://www.w3.org/2000/svg" width="400" height="400" viewBox="0 0 400 400">'
-        f'<rect width="400" height="400" fill="hsl({hue},45%,92%)"/>'
-        f'<rect x="60" y="70" width="280" height="260" rx="14" fill="hsl({hue},40%,55%)"/>'
-        f'<rect x="60" y="70" width="280" height="60" rx="14" fill="hsl({hue},40%,42%)"/>'
-        '<text x="200" y="240" font-family="sans-serif" font-size="26" fill="#fff" '
-        f'text-anchor="middle">{name}</text></svg>'
-    ).encode()
 
 
 def _newest_source_mtime() -> float:
@@ -172,17 +154,9 @@ def browser(server_url: str) -> Iterator[Browser]:
             instance.close()
 
 
-def seller_image_urls() -> frozenset[str]:
-    """Every image URL in the fixture data (the only other-origin URLs a page may load)."""
-    from tests.fixtures.snapshots import ROWS
-
-    return frozenset(r["image_url"] for r in ROWS if r["image_url"])
-
-
 @dataclass
 class BrowserLog:
     origin: str
-    allowed_images: frozenset[str]
     requests: list[tuple[str, str]] = field(default_factory=list)  # (resource type, url)
     console_errors: list[str] = field(default_factory=list)
     page_errors: list[str] = field(default_factory=list)
@@ -194,13 +168,11 @@ class BrowserLog:
         return f"{parts.scheme}://{parts.netloc}" == self.origin
 
     def foreign_requests(self) -> list[tuple[str, str]]:
-        """Requests to any other origin, except the sellers' product images."""
+        """Requests to any other origin (product images included: they come via the proxy)."""
         return [
             (kind, url)
             for kind, url in self.requests
-            if not url.startswith("data:")
-            and not self.same_origin(url)
-            and not (kind == "image" and url in self.allowed_images)
+            if not url.startswith("data:") and not self.same_origin(url)
         ]
 
     def api_paths(self) -> list[str]:
@@ -265,17 +237,13 @@ def _open_page(browser: Browser, server_url: str, viewport: dict[str, int]) -> I
         timezone_id="Europe/Prague",
         service_workers="block",
     )
-    log = BrowserLog(origin=server_url, allowed_images=seller_image_urls())
+    log = BrowserLog(origin=server_url)
 
     def route(route: Route) -> None:
         request = route.request
         if log.same_origin(request.url) or request.url.startswith("data:"):
             route.continue_()
-        elif request.resource_type == "image" and request.url in log.allowed_images:
-            route.fulfill(
-                status=200, content_type="image/svg+xml", body=stand_in_image(request.url)
-            )
-        else:
+        else:  # never leaves the machine; foreign_requests() reports it
             route.abort()
 
     context.route("**/*", route)

@@ -95,6 +95,14 @@ def test_catalog_shows_the_fixture_cards(web: WebPage, output_dir: Path) -> None
     wait_for_results(web)
     lazy = web.page.eval_on_selector_all(".card img", "imgs => imgs.map(i => i.loading)")
     assert lazy and set(lazy) == {"lazy"}
+    # ... and come from the same-origin image proxy, not from the sellers' hosts
+    cards = web.page.eval_on_selector_all(
+        ".card", "cs => cs.filter(c => c.querySelector('img')).map(c => "
+        "[c.dataset.slug, c.querySelector('img').getAttribute('src')])"
+    )
+    assert cards and all(
+        src == f"{web.base}/api/v1/images/{slug}" for slug, src in cards
+    ), cards
 
     web.screenshot(output_dir / "catalog.png")
     web.log.assert_clean()

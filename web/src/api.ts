@@ -187,6 +187,15 @@ function buildUrl(path: string, query: Record<string, QueryValue> = {}): string 
   return `${API_BASE}${path}${search ? `?${search}` : ""}`;
 }
 
+/**
+ * Same-origin URL of a product's hero image: the API's image proxy, so the browser never loads
+ * from a seller's host (`hero_image_url` stays data). `null` when the product has no image
+ * (the UI then draws its own placeholder).
+ */
+export function productImageUrl(slug: string, heroImageUrl: string | null): string | null {
+  return heroImageUrl ? `${API_BASE}/images/${encodeURIComponent(slug)}` : null;
+}
+
 async function getJson(url: string, signal?: AbortSignal): Promise<unknown> {
   let response: Response;
   try {

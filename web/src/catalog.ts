@@ -10,6 +10,7 @@ import {
   fetchCategories,
   isAbortError,
   latest,
+  productImageUrl,
   type Sort,
 } from "./api";
 import {
@@ -60,7 +61,7 @@ function card(item: CatalogItem): HTMLElement {
     h(
       "a",
       { href, "data-link": true, class: "card-link" },
-      h("div", { class: "card-media" }, productImage(item.hero_image_url, item.name, "card-image")),
+      h("div", { class: "card-media" }, productImage(productImageUrl(item.slug, item.hero_image_url), item.name, "card-image")),
       h(
         "div",
         { class: "card-body" },

@@ -33,8 +33,8 @@ function placeholder(name: string, className: string): HTMLElement {
 }
 
 /**
- * The product image (the URL is data from the seller) or a placeholder when it is missing or
- * fails to load. `eager` for the hero image, lazy loading everywhere else.
+ * The product image (a same-origin URL: the API's image proxy, see `productImageUrl`) or a
+ * placeholder when it is missing or fails to load. `eager` for the hero image, lazy loading everywhere else.
  */
 export function productImage(
   url: string | null,

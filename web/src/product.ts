@@ -1,6 +1,13 @@
 /** Product page `/p/{slug}`: hero, description, categories, sellers table, price-history chart. */
 
-import { ApiError, fetchProduct, isAbortError, type Product, type SellerOffer } from "./api";
+import {
+  ApiError,
+  fetchProduct,
+  isAbortError,
+  productImageUrl,
+  type Product,
+  type SellerOffer,
+} from "./api";
 import { catalogUrl, parseCatalogState } from "./catalogState";
 import type { PriceChart } from "./chart";
 import { availabilityBadge, errorBox, productImage } from "./components";
@@ -161,7 +168,7 @@ function renderProduct(product: Product, chart: PriceChart): HTMLElement {
     h(
       "div",
       { class: "product-hero" },
-      h("div", { class: "product-media" }, productImage(product.hero_image_url, product.name, "hero-image", { eager: true, width: 480, height: 480 })),
+      h("div", { class: "product-media" }, productImage(productImageUrl(product.slug, product.hero_image_url), product.name, "hero-image", { eager: true, width: 480, height: 480 })),
       h(
         "div",
         { class: "product-summary" },

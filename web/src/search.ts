@@ -4,7 +4,14 @@
  * catalog when nothing is selected), Escape closes.
  */
 
-import { ApiError, fetchSuggestions, isAbortError, latest, type Suggestion } from "./api";
+import {
+  ApiError,
+  fetchSuggestions,
+  isAbortError,
+  latest,
+  productImageUrl,
+  type Suggestion,
+} from "./api";
 import { catalogUrl, parseCatalogState } from "./catalogState";
 import { availabilityBadge, productImage } from "./components";
 import { clear, h } from "./dom";
@@ -77,7 +84,7 @@ export function setupSearch(): { syncFromRoute: () => void } {
           "aria-selected": "false",
           "data-slug": item.slug,
         },
-        productImage(item.hero_image_url, item.name, "suggestion-image", { width: 40, height: 40 }),
+        productImage(productImageUrl(item.slug, item.hero_image_url), item.name, "suggestion-image", { width: 40, height: 40 }),
         h("span", { class: "suggestion-name" }, item.name),
         h(
           "span",
