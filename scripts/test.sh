@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# The test command: setup, lint (sqlfluff, ruff), then the whole pytest suite against real
+# The test command: setup, lint (sqlfluff, ruff), types (mypy), dependency audit, then the whole pytest suite against real
 # Postgres, Redis, dbt, HTTP and Chromium.
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -10,6 +10,8 @@ echo "== lint: sqlfluff"
 PRICECAT_PGDATABASE="${PRICECAT_LINT_PGDATABASE:-postgres}" sqlfluff lint models macros tests/dbt
 echo "== lint: ruff"
 ruff check pricecat api flows tests bench
+echo "== types: mypy (strict on api/ and flows/)"
+mypy api flows
 echo "== audit: pip-audit over requirements.lock"
 python scripts/audit.py
 echo "== pytest"
