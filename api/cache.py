@@ -30,6 +30,15 @@ Callers pass everything after ``g<gen>:``; every argument of the query is in tha
 - Postgres unreachable (or a statement timed out): whatever is cached is still served, stale
   entries included; a miss falls back to the previous generation's entry when one is still
   held (``X-Cache: stale``), else raises the 503.
+- Pool saturated (degrade to slightly older data instead of queueing): a miss whose caller
+  passes ``busy`` (``Database.saturated``) and finds the key in neither memory nor Redis, while
+  every pooled connection is taken, is answered at once from the previous generation's entry
+  when one is held (``X-Cache: stale``) and one background refresh (the stale-while-revalidate
+  machinery, bounded by ``refresh_concurrency``) loads the new generation's value. Without
+  pool pressure a miss loads at once, so new data shows right after a refresh.
+- A miss that has waited ``stale_wait_seconds`` (2 s) for its load gives up on a stale answer
+  when one is held (this key's soft-expired entry in memory, else the previous generation's);
+  the load carries on and caches its result for the others.
 """
 
 from __future__ import annotations
@@ -58,6 +67,8 @@ log = logging.getLogger("api.cache")
 
 T = TypeVar("T")
 Loader = Callable[[], Awaitable[tuple[int, bytes]]]
+#: True while a database load would have to queue (``Database.saturated``)
+Busy = Callable[[], bool]
 Result = Literal["hit", "miss", "bypass", "stale"]
 Layer = Literal["memory", "redis", "db", "coalesced"]
 
@@ -90,6 +101,9 @@ class CacheOptions:
     #: background refreshes running at once per worker (they queue for the DB pool behind
     #: nothing but each other, so foreground misses keep most of the pool)
     refresh_concurrency: int = 4
+    #: a miss waiting this long for its load is answered from a stale entry when one is held
+    #: (0 = wait for the load)
+    stale_wait_seconds: float = 2.0
 
 
 @dataclass
@@ -269,7 +283,11 @@ class Cache:
 
     # -- read-through ---------------------------------------------------------------------------
 
-    async def get_or_load(self, endpoint: str, suffix: str, ttl: int, loader: Loader) -> Outcome:
+    async def get_or_load(
+        self, endpoint: str, suffix: str, ttl: int, loader: Loader, busy: Busy | None = None
+    ) -> Outcome:
+        """The entry for ``suffix`` in the current generation. ``busy`` (optional) says whether
+        the database pool is saturated: a miss then prefers the previous generation's entry."""
         try:
             generation = await self.generation()
         except RedisDown:
@@ -290,10 +308,11 @@ class Cache:
                 self._revalidate(endpoint, key, ttl, loader)
             metrics.child(metrics.CACHE, endpoint, "hit", "memory").inc()
             return Outcome(item.entry, "hit", "memory")
+        task, joined = self._flight(
+            key, lambda: self._load_shared(endpoint, key, ttl, loader, generation, suffix, busy)
+        )
         try:
-            outcome = await self._single_flight(
-                key, lambda: self._load_shared(endpoint, key, ttl, loader)
-            )
+            outcome = await self._await_load(endpoint, task, joined, generation, suffix, key, ttl)
         except ServiceUnavailable:
             fallback = await self._previous_generation(generation, suffix, ttl)
             if fallback is None:
@@ -305,12 +324,13 @@ class Cache:
         metrics.child(metrics.CACHE, endpoint, outcome.result, outcome.layer).inc()
         return outcome
 
-    async def _single_flight(self, key: str, make: Callable[[], Awaitable[Outcome]]) -> Outcome:
+    def _flight(
+        self, key: str, make: Callable[[], Awaitable[Outcome]]
+    ) -> tuple[asyncio.Task[Outcome], bool]:
+        """The load of ``key`` in this worker: the running one (joined = True) or a new one."""
         task = self._inflight.get(key)
         if task is not None:
-            outcome = await asyncio.shield(task)
-            result: Result = "hit" if outcome.result == "miss" else outcome.result
-            return Outcome(outcome.entry, result, "coalesced")
+            return task, True
         task = asyncio.ensure_future(make())
         self._inflight[key] = task
 
@@ -320,13 +340,63 @@ class Cache:
                 t.exception()  # mark retrieved; awaiting callers still receive it
 
         task.add_done_callback(done)
-        return await asyncio.shield(task)
+        return task, False
+
+    @staticmethod
+    def _joined(outcome: Outcome) -> Outcome:
+        result: Result = "hit" if outcome.result == "miss" else outcome.result
+        return Outcome(outcome.entry, result, "coalesced")
+
+    async def _single_flight(self, key: str, make: Callable[[], Awaitable[Outcome]]) -> Outcome:
+        task, joined = self._flight(key, make)
+        outcome = await asyncio.shield(task)
+        return self._joined(outcome) if joined else outcome
+
+    async def _await_load(
+        self,
+        endpoint: str,
+        task: asyncio.Task[Outcome],
+        joined: bool,
+        generation: int,
+        suffix: str,
+        key: str,
+        ttl: int,
+    ) -> Outcome:
+        """Wait for the shared load; past ``stale_wait_seconds`` answer a stale entry instead
+        when one is held (the load is not cancelled: it still fills the cache)."""
+        wait = self.options.stale_wait_seconds
+        if wait > 0 and not task.done():
+            done, _ = await asyncio.wait({task}, timeout=wait)
+            if not done:
+                stale = await self._stale_answer(generation, suffix, key, ttl)
+                if stale is not None:
+                    return stale
+        outcome = await asyncio.shield(task)
+        return self._joined(outcome) if joined else outcome
+
+    async def _stale_answer(
+        self, generation: int, suffix: str, key: str, ttl: int
+    ) -> Outcome | None:
+        """This key's (soft-expired) in-process entry, else the previous generation's."""
+        item = self._local_get(key)
+        if item is not None:
+            return Outcome(item.entry, "stale", "memory")
+        return await self._previous_generation(generation, suffix, ttl)
 
     async def _load_bypass(self, ttl: int, loader: Loader) -> Outcome:
         status, body = await loader()
         return Outcome(Entry(status, body, ttl, time.time() + ttl), "bypass", "db")
 
-    async def _load_shared(self, endpoint: str, key: str, ttl: int, loader: Loader) -> Outcome:
+    async def _load_shared(
+        self,
+        endpoint: str,
+        key: str,
+        ttl: int,
+        loader: Loader,
+        generation: int,
+        suffix: str,
+        busy: Busy | None,
+    ) -> Outcome:
         try:
             raw = await self._redis(lambda: self.redis.get(key))
         except RedisDown:
@@ -338,6 +408,12 @@ class Cache:
                 metrics.CACHE_STALE.labels(endpoint).inc()
                 self._revalidate(endpoint, key, ttl, loader)
             return Outcome(entry, "hit", "redis")
+        if busy is not None and busy():
+            # the pool is saturated: slightly older data now beats queueing for a connection
+            previous = await self._previous_generation(generation, suffix, ttl)
+            if previous is not None:
+                self._revalidate(endpoint, key, ttl, loader, joining=True)
+                return previous
         return await self._fill(key, ttl, loader)
 
     async def _fill(self, key: str, ttl: int, loader: Loader) -> Outcome:
@@ -425,9 +501,13 @@ class Cache:
 
     # -- stale-while-revalidate -----------------------------------------------------------------
 
-    def _revalidate(self, endpoint: str, key: str, ttl: int, loader: Loader) -> None:
-        """Start one background refresh of ``key`` unless one is already running or queued."""
-        if self._closed or key in self._refreshing or key in self._inflight:
+    def _revalidate(
+        self, endpoint: str, key: str, ttl: int, loader: Loader, joining: bool = False
+    ) -> None:
+        """Start one background refresh of ``key`` unless one is already running or queued
+        (or a foreground load of it is; ``joining``: the caller is that foreground load, which
+        answers a stale entry and leaves the loading to the refresh)."""
+        if self._closed or key in self._refreshing or (key in self._inflight and not joining):
             return
         task = asyncio.ensure_future(self._refresh(endpoint, key, ttl, loader))
         self._refreshing[key] = task

@@ -14,6 +14,9 @@
   is unreachable (``database_unavailable``), a statement hit ``statement_timeout``
   (``database_timeout``) or, as a last resort, nothing was free for ``acquire_timeout``
   (``database_busy``, with ``Retry-After``).
+- ``Database.saturated()``: True when every pooled connection is taken or requests are already
+  queued for one (counted here, no pool internals), so a new acquisition would wait. The cache
+  then answers a miss from the previous generation's entry rather than queueing (api/cache.py).
 """
 
 from __future__ import annotations
@@ -136,6 +139,14 @@ class Database:
         self.pool = pool
         self.options = options
         self._closing: asyncio.Task[None] | None = None
+        #: acquisitions under way (queued or connecting) and connections handed out
+        self._waiting = 0
+        self._in_use = 0
+
+    def saturated(self) -> bool:
+        """A new acquisition would have to wait: all ``max_size`` connections are in use or
+        spoken for by queued acquisitions."""
+        return self._in_use + self._waiting >= self.options.max_size
 
     @classmethod
     async def connect(cls, dsn: str, statement_timeout_ms: int, options: PoolOptions) -> Database:
@@ -196,6 +207,7 @@ class Database:
     @asynccontextmanager
     async def connection(self, name: str) -> AsyncIterator[Any]:
         started = time.perf_counter()
+        self._waiting += 1
         try:
             conn = await self.pool.acquire(timeout=self.options.acquire_timeout)
         except TimeoutError as exc:
@@ -213,13 +225,19 @@ class Database:
         except UNAVAILABLE as exc:
             metrics.DB_ERRORS.labels(name, "unavailable").inc()
             raise DatabaseUnavailable("The database is unavailable") from exc
+        finally:
+            self._waiting -= 1
         metrics.DB_ACQUIRE_WAIT.observe(time.perf_counter() - started)
         metrics.DB_POOL_IN_USE.inc()
+        self._in_use += 1
         try:
             yield conn
         finally:
             metrics.DB_POOL_IN_USE.dec()
-            await self.pool.release(conn, timeout=self.options.release_timeout)
+            try:
+                await self.pool.release(conn, timeout=self.options.release_timeout)
+            finally:
+                self._in_use -= 1
 
     async def session(self, name: str, work: Callable[[Session], Awaitable[T]]) -> T:
         """Run ``work`` with one pooled connection (one acquisition for all of its statements);

@@ -2,7 +2,9 @@
 the queries and renders the JSON body. Routes call these; these call api/queries.
 
 Each loader runs all statements of its miss on one pooled connection (``Database.session``):
-a miss queues for the pool once. Catalog totals are memoized per generation and filter set
+a miss queues for the pool once. Each passes ``db.saturated`` so that, while the pool is
+saturated, a miss is answered from the previous generation's entry (see api/cache.py).
+Catalog totals are memoized per generation and filter set
 (``TotalsMemo``), so another page or sort of known filters runs only the page query."""
 
 from __future__ import annotations
@@ -77,7 +79,7 @@ async def catalog_page(cache: Cache, db: Database, query: CatalogQuery) -> Outco
         }
         return 200, dumps(body)
 
-    return await cache.get_or_load("catalog", key, TTL_CATALOG, load)
+    return await cache.get_or_load("catalog", key, TTL_CATALOG, load, db.saturated)
 
 
 async def product(cache: Cache, db: Database, slug: str) -> Outcome:
@@ -89,7 +91,7 @@ async def product(cache: Cache, db: Database, slug: str) -> Outcome:
             )
         return 200, dumps(found)
 
-    return await cache.get_or_load("product", f"product:{slug}", TTL_PRODUCT, load)
+    return await cache.get_or_load("product", f"product:{slug}", TTL_PRODUCT, load, db.saturated)
 
 
 async def suggestions(cache: Cache, db: Database, query: SuggestQuery) -> Outcome:
@@ -98,18 +100,20 @@ async def suggestions(cache: Cache, db: Database, query: SuggestQuery) -> Outcom
     async def load() -> tuple[int, bytes]:
         return 200, dumps({"items": await suggest.suggest(db, query)})
 
-    return await cache.get_or_load("suggest", key, TTL_SUGGEST, load)
+    return await cache.get_or_load("suggest", key, TTL_SUGGEST, load, db.saturated)
 
 
 async def category_list(cache: Cache, db: Database) -> Outcome:
     async def load() -> tuple[int, bytes]:
         return 200, dumps({"items": await categories.categories(db)})
 
-    return await cache.get_or_load("categories", "categories:list", TTL_CATEGORIES, load)
+    return await cache.get_or_load(
+        "categories", "categories:list", TTL_CATEGORIES, load, db.saturated
+    )
 
 
 async def recent(cache: Cache, db: Database, limit: int) -> Outcome:
     async def load() -> tuple[int, bytes]:
         return 200, dumps({"items": await snapshots.recent_snapshots(db, limit)})
 
-    return await cache.get_or_load("recent", f"recent:{limit}", TTL_RECENT, load)
+    return await cache.get_or_load("recent", f"recent:{limit}", TTL_RECENT, load, db.saturated)

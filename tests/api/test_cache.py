@@ -1,16 +1,31 @@
-"""Read-through cache: miss -> hit, canonical keys, generation bump, single flight, and the HTTP
-cache headers (ETag/304, Cache-Control, gzip, CORS)."""
+"""Read-through cache: miss -> hit, canonical keys, generation bump, single flight, the HTTP
+cache headers (ETag/304, Cache-Control, gzip, CORS), and the previous generation answering
+while the pool is saturated or a miss waits too long."""
 
 from __future__ import annotations
 
 import asyncio
 import gzip
+import threading
 import time
+from collections.abc import Callable, Iterator
+from concurrent.futures import ThreadPoolExecutor
+from contextlib import contextmanager
+from pathlib import Path
 
+import asyncpg
 import httpx
 from redis import Redis
 
-from tests.api.conftest import ALLOWED_ORIGIN, ApiServer, metric_sum
+from pricecat.config import Settings
+from tests import helpers
+from tests.api.conftest import (
+    ALLOWED_ORIGIN,
+    ApiServer,
+    metric_sum,
+    run_server,
+    server_settings,
+)
 
 STALE = 600  # API_CACHE_STALE_SECONDS default
 
@@ -262,3 +277,152 @@ def test_pages_of_known_filters_reuse_the_total(api: ApiServer) -> None:
     assert metric_sum(api.metrics(), "pricecat_db_queries_total", query="catalog_count") - (
         metric_sum(after, "pricecat_db_queries_total", query="catalog_count")
     ) == 1
+
+
+# -- pool saturated: degrade to the previous generation instead of queueing -----------------------
+
+
+@contextmanager
+def table_locked(settings: Settings, table: str) -> Iterator[None]:
+    """Hold ``access exclusive`` on ``table`` (own connection, own thread) until the block ends:
+    every API statement reading it blocks while keeping its pooled connection."""
+    locked, release = threading.Event(), threading.Event()
+    failure: list[BaseException] = []
+
+    async def hold() -> None:
+        conn = await asyncpg.connect(settings.database_url)
+        try:
+            async with conn.transaction():
+                await conn.execute(f"lock table {table} in access exclusive mode")
+                locked.set()
+                while not release.is_set():
+                    await asyncio.sleep(0.02)
+        finally:
+            await conn.close()
+
+    def run() -> None:
+        try:
+            asyncio.run(hold())
+        except BaseException as exc:  # noqa: BLE001 - reported to the test below
+            failure.append(exc)
+            locked.set()
+
+    thread = threading.Thread(target=run, daemon=True)
+    thread.start()
+    assert locked.wait(20) and not failure, failure
+    try:
+        yield
+    finally:
+        release.set()
+        thread.join(20)
+
+
+def plant(api: ApiServer, generation: int, suffix: str, body: bytes, ttl: int = 300) -> None:
+    """Store a fresh entry for ``suffix`` in ``generation`` (as an earlier load would have)."""
+    r = Redis.from_url(api.settings.redis_url)
+    fresh_ms = int((time.time() + ttl) * 1000)
+    key = f"{api.settings.cache_namespace}:g{generation}:{suffix}"
+    r.set(key, b"200 %d\n" % fresh_ms + body, ex=ttl + STALE)
+    r.close()
+
+
+def lock_waiters(settings: Settings) -> int:
+    """API connections of this database blocked on a lock (the pool's busy connections)."""
+    rows = helpers.fetch(
+        settings,
+        "select count(*) as n from pg_stat_activity where datname = current_database()"
+        " and application_name = 'pricecat-api' and wait_event_type = 'Lock'",
+    )
+    return int(rows[0]["n"])
+
+
+def wait_for(check: Callable[[], bool], what: str, seconds: float = 30) -> None:
+    deadline = time.monotonic() + seconds
+    while not check():
+        assert time.monotonic() < deadline, f"gave up waiting for {what}"
+        time.sleep(0.05)
+
+
+def test_saturated_pool_answers_previous_generation_then_reloads(
+    db_settings: Settings, api_log_dir: Path
+) -> None:
+    """One pooled connection, held by a miss blocked on a table lock: after a generation bump a
+    miss with a previous-generation entry is answered from it at once (X-Cache: stale) without
+    queueing; one background reload then caches the new generation's value."""
+    settings = server_settings(db_settings, statement_timeout_ms=60_000)
+    env = {"API_DB_POOL_MIN": "1", "API_DB_POOL_MAX": "1"}
+    with run_server(settings, api_log_dir, env=env) as api:
+        previous = api.bump_generation()
+        plant(api, previous, "product:hanabi", b'{"slug":"hanabi","name":"previous generation"}')
+        generation = api.bump_generation()
+        before = api.metrics()
+        # the executor outlives the lock: leaving it waits for the blocked request
+        with ThreadPoolExecutor(1) as pool, table_locked(
+            db_settings, "catalog.catalog_slug_summary"
+        ):
+            blocked = pool.submit(api.get, "/api/v1/products/azul")  # takes the only connection
+            wait_for(  # (not /metrics: it queries Postgres through the same pool)
+                lambda: lock_waiters(db_settings) == 1,
+                "the blocked miss to hold the pool's connection",
+            )
+            stale = api.get("/api/v1/products/hanabi")
+            # answered while the database can't answer anything: no wait for the pool
+            assert not blocked.done()
+            assert stale.status_code == 200 and stale.headers["x-cache"] == "stale"
+            assert stale.json() == {"slug": "hanabi", "name": "previous generation"}
+            again = api.get("/api/v1/products/hanabi")  # still saturated: stale again
+            assert again.headers["x-cache"] == "stale" and again.content == stale.content
+        assert blocked.result().json()["slug"] == "azul"  # the lock is gone: it completed
+        # the one background reload fills the new generation (no other request loads it)
+        r = Redis.from_url(api.settings.redis_url)
+        key = f"{api.settings.cache_namespace}:g{generation}:product:hanabi"
+        wait_for(lambda: r.exists(key) == 1, "the background reload to store the new entry")
+        r.close()
+        fresh = api.get("/api/v1/products/hanabi")
+        assert fresh.headers["x-cache"] == "hit"
+        assert fresh.json()["name"] == "Hanabi" and fresh.json()["sellers"]
+        after = api.metrics()
+
+    def delta(name: str, **labels: str) -> float:
+        return metric_sum(after, name, **labels) - metric_sum(before, name, **labels)
+
+    assert delta("pricecat_db_queries_total", query="product_summary") == 2  # azul + 1 reload
+    assert delta("pricecat_cache_refresh_total", endpoint="product", outcome="db") == 1
+    assert delta("pricecat_cache_requests_total", endpoint="product", result="stale") == 2
+    assert delta("pricecat_cache_fallback_total") == 0  # nothing failed
+
+
+def test_idle_pool_loads_the_new_generation_at_once(api: ApiServer) -> None:
+    """Without pool pressure a miss after a refresh loads now: new data shows immediately even
+    though the previous generation's entry is held."""
+    previous = api.bump_generation()
+    plant(api, previous, "product:dixit", b'{"slug":"dixit","name":"previous generation"}')
+    api.bump_generation()
+    r = api.get("/api/v1/products/dixit")
+    assert r.headers["x-cache"] == "miss"
+    assert r.json()["slug"] == "dixit" and r.json()["name"] != "previous generation"
+
+
+def test_slow_miss_gives_up_on_previous_generation(
+    db_settings: Settings, api_log_dir: Path
+) -> None:
+    """The pool has room, so a miss loads; its statement blocks (table lock). After ~2 s it is
+    answered from the previous generation's entry; the load goes on and fills the new one."""
+    settings = server_settings(db_settings, statement_timeout_ms=60_000)
+    with run_server(settings, api_log_dir) as api:
+        previous = api.bump_generation()
+        plant(api, previous, "product:hanabi", b'{"slug":"hanabi","name":"previous generation"}')
+        generation = api.bump_generation()
+        with table_locked(db_settings, "catalog.catalog_slug_summary"):
+            stale = api.get("/api/v1/products/hanabi")  # returns while the lock is still held
+            assert stale.status_code == 200 and stale.headers["x-cache"] == "stale"
+            assert stale.json() == {"slug": "hanabi", "name": "previous generation"}
+        r = Redis.from_url(api.settings.redis_url)
+        key = f"{api.settings.cache_namespace}:g{generation}:product:hanabi"
+        wait_for(lambda: r.exists(key) == 1, "the abandoned load to store its result")
+        r.close()
+        fresh = api.get("/api/v1/products/hanabi")
+        assert fresh.headers["x-cache"] == "hit" and fresh.json()["name"] == "Hanabi"
+        samples = api.metrics()
+    assert metric_sum(samples, "pricecat_db_queries_total", query="product_summary") == 1
+    assert metric_sum(samples, "pricecat_cache_fallback_total") == 0
