@@ -42,12 +42,10 @@ import re
 import shlex
 import shutil
 import signal
-import socket
 import subprocess
 import sys
 import tempfile
 import time
-import unicodedata
 from collections import Counter
 from dataclasses import dataclass
 from datetime import UTC, datetime
@@ -61,6 +59,7 @@ import httpx
 from redis.asyncio import Redis
 
 from api.server import ApiOptions
+from bench.common import fold, free_port
 from pricecat.config import API_ROLE, Settings, with_user
 from pricecat.generation import bump_generation, get_generation
 
@@ -77,16 +76,6 @@ def log(msg: str) -> None:
     print(f"bench_api: {msg}", flush=True)
 
 
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
-
-
-def fold(text: str) -> str:
-    return "".join(
-        c for c in unicodedata.normalize("NFKD", text.lower()) if not unicodedata.combining(c)
-    )
 
 
 def loadavg() -> tuple[float, float, float]:

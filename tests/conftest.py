@@ -29,9 +29,18 @@ def base_settings() -> Settings:
 
 @pytest.fixture(scope="session")
 def fixture_settings(base_settings: Settings) -> Iterator[Settings]:
-    """A fresh database with the hand-made fixture loaded and the marts built into `catalog`."""
+    """A fresh database with the hand-made fixture loaded and the marts built into `catalog`.
+
+    For quick local iterations, PRICECAT_TEST_DB names an existing database that already holds
+    the fixture and its built marts (e.g. one kept with PRICECAT_KEEP_TEST_DB=1); it is reused
+    as is and never dropped.
+    """
     from tests.fixtures.snapshots import ROWS
 
+    existing = os.environ.get("PRICECAT_TEST_DB")
+    if existing:
+        yield helpers.settings_for_database(base_settings, existing)
+        return
     settings = helpers.settings_for_database(base_settings, helpers.unique_db_name())
     helpers.create_database(settings)
     try:

@@ -178,16 +178,9 @@ def server_settings(base: Settings, **changes: object) -> Settings:
 
 
 @pytest.fixture(scope="session")
-def db_settings(request: pytest.FixtureRequest, base_settings: Settings) -> Settings:
-    """The session fixture database (tests/conftest.py), or, for quick local iteration, an
-    existing database with the fixture already built, named by PRICECAT_API_TEST_DB."""
-    existing = os.environ.get("PRICECAT_API_TEST_DB")
-    if existing:
-        from tests import helpers
-
-        return helpers.settings_for_database(base_settings, existing)
-    settings: Settings = request.getfixturevalue("fixture_settings")
-    return settings
+def db_settings(fixture_settings: Settings) -> Settings:
+    """The session fixture database (override: PRICECAT_TEST_DB, see tests/conftest.py)."""
+    return fixture_settings
 
 
 @pytest.fixture(scope="session")

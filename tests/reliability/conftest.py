@@ -4,7 +4,6 @@ session's fixture database, and helpers to read the fixture's published marts.""
 from __future__ import annotations
 
 import json
-import os
 import secrets
 from collections.abc import Iterator
 from pathlib import Path
@@ -52,14 +51,9 @@ def api_env(settings: Settings, redis_url: str, **overrides: Any) -> dict[str, s
 
 
 @pytest.fixture(scope="session")
-def rel_settings(request: pytest.FixtureRequest, base_settings: Settings) -> Settings:
-    """The session's fixture database (`fixture_settings`), or, for quick local iterations, an
-    already built one named by PRICECAT_RELIABILITY_DB (fixture rows + marts in `catalog`)."""
-    name = os.environ.get("PRICECAT_RELIABILITY_DB")
-    if name:
-        return helpers.settings_for_database(base_settings, name)
-    settings: Settings = request.getfixturevalue("fixture_settings")
-    return settings
+def rel_settings(fixture_settings: Settings) -> Settings:
+    """The session fixture database (override: PRICECAT_TEST_DB, see tests/conftest.py)."""
+    return fixture_settings
 
 
 @pytest.fixture(scope="session")

@@ -79,17 +79,9 @@ def _get(url: str) -> int:
 
 
 @pytest.fixture(scope="session")
-def web_settings(request: pytest.FixtureRequest, base_settings: Settings) -> Settings:
-    """The fixture database (`fixture_settings`). For quick UI iterations,
-    PRICECAT_WEB_TEST_DB names an existing database that already holds the fixture and its
-    built marts (e.g. one kept with PRICECAT_KEEP_TEST_DB=1) instead of building a new one."""
-    existing = os.environ.get("PRICECAT_WEB_TEST_DB")
-    if existing:
-        from tests import helpers
-
-        return helpers.settings_for_database(base_settings, existing)
-    settings: Settings = request.getfixturevalue("fixture_settings")
-    return settings
+def web_settings(fixture_settings: Settings) -> Settings:
+    """The session fixture database (override: PRICECAT_TEST_DB, see tests/conftest.py)."""
+    return fixture_settings
 
 
 @pytest.fixture(scope="session")
