@@ -55,6 +55,12 @@ from pricecat import migrate
 from pricecat.config import API_ROLE, BUILD_SCHEMA, OPS_SCHEMA, PUBLISHED_SCHEMA, Settings
 from pricecat.dbt import PROJECT_DIR, dbt_command, dbt_env
 from pricecat.generation import bump_generation
+from pricecat.priority import (
+    BUILD_APPLICATION_NAME,
+    BackendRenicer,
+    lower_process_priority,
+    refresh_nice,
+)
 
 FLOW_NAME = "refresh-catalog"
 
@@ -372,9 +378,11 @@ async def run_dbt_logged(
         [*args, "--no-use-colors", "--log-path", target_path], target_path=target_path
     )
     tail: deque[str] = deque(maxlen=200)
+    env = dbt_env(settings, schema)
+    env["PRICECAT_DBT_APPLICATION_NAME"] = BUILD_APPLICATION_NAME
     proc = await asyncio.create_subprocess_exec(
         *cmd,
-        env=dbt_env(settings, schema),
+        env=env,
         cwd=PROJECT_DIR,
         stdout=asyncio.subprocess.PIPE,
         stderr=asyncio.subprocess.STDOUT,
@@ -426,11 +434,12 @@ def node_seconds(run_results: dict[str, Any]) -> dict[str, float]:
 
 
 @task(name="dbt-build", retries=2, retry_delay_seconds=RETRY_DELAYS, **TASK_OPTIONS)
-async def build_models(settings: Settings, target_path: str) -> dict[str, float]:
+async def build_models(settings: Settings, target_path: str) -> tuple[dict[str, float], int]:
     """Drop + create `catalog_build` and `dbt build` into it.
 
     Returns dbt's node execution seconds summed per resource type (`dbt_models`, `dbt_tests`,
-    `dbt_unit_tests`, `dbt_seeds`; threads overlap, so the sum can exceed the wall time).
+    `dbt_unit_tests`, `dbt_seeds`; threads overlap, so the sum can exceed the wall time) and
+    how many of the build's Postgres backends ran reniced (pricecat/priority.py).
     """
     logger = get_run_logger()
     conn = await _connect(settings)
@@ -442,14 +451,26 @@ async def build_models(settings: Settings, target_path: str) -> dict[str, float]
 
     results_file = Path(target_path) / "run_results.json"
     results_file.unlink(missing_ok=True)
-    rc, tail = await run_dbt_logged(settings, ["build"], target_path=target_path, prefix="build")
+    # the build's Postgres backends yield the CPU to the API's queries (pricecat/priority.py)
+    watcher = await _connect(settings)
+    try:
+        async with BackendRenicer(watcher, refresh_nice()) as renicer:
+            rc, tail = await run_dbt_logged(
+                settings, ["build"], target_path=target_path, prefix="build"
+            )
+    finally:
+        await watcher.close()
+    if renicer.reniced:
+        logger.info(
+            "build ran at niceness %s in %s Postgres backends", renicer.nice, len(renicer.reniced)
+        )
     run_results: dict[str, Any] = (
         json.loads(results_file.read_text()) if results_file.exists() else {}
     )
     nodes = len(run_results.get("results", []))
     if rc == 0:
         logger.info("dbt build passed: %s nodes (models, seeds, tests) in %s", nodes, BUILD_SCHEMA)
-        return node_seconds(run_results)
+        return node_seconds(run_results), len(renicer.reniced)
 
     failures = describe_failures(run_results)
     text = "\n".join(tail).lower()
@@ -664,7 +685,7 @@ async def refresh_catalog() -> dict[str, Any] | State[Any]:
             _copy_parse_cache(fresh_dir / PARTIAL_PARSE, build_dir / PARTIAL_PARSE)
             _copy_parse_cache(fresh_dir / PARTIAL_PARSE, PARSE_CACHE)
             step = time.monotonic()
-            node_times = await build_models(settings, str(build_dir))
+            node_times, reniced = await build_models(settings, str(build_dir))
             timings["build"] = round(time.monotonic() - step, 3)
             timings.update(node_times)
             _copy_parse_cache(build_dir / PARTIAL_PARSE, PARSE_CACHE)
@@ -698,6 +719,7 @@ async def refresh_catalog() -> dict[str, Any] | State[Any]:
         await finish_run_log(settings, run_id, fields)
         summary = {"run_id": run_id, "status": "published", "duration_seconds": duration,
                    "timings": timings, "mart_rows": rows, "generation": generation,
+                   "build_backends_reniced": reniced,
                    "freshness_status": fields.get("freshness_status")}
         logger.info(
             "refresh run %s published in %.1f s: %s",
@@ -776,6 +798,8 @@ def run_refresh(settings: Settings) -> State[Any]:
 def run_refresh_cli(settings: Settings, args: Any = None) -> int:
     """`pricecat refresh`: 0 when published or skipped, 1 when the run failed."""
     configure_cli_logging()
+    # batch work: the API wins the CPU; Prefect's temporary server and dbt inherit the niceness
+    lower_process_priority(refresh_nice())
     state = run_refresh(settings)
     if state.is_completed():
         print(f"pricecat refresh: {state.message or _describe_result(state)}", file=sys.stderr)

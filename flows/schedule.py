@@ -23,6 +23,7 @@ from prefect.types.entrypoint import EntrypointType
 
 from flows.refresh import configure_cli_logging, refresh_catalog
 from pricecat.config import Settings
+from pricecat.priority import lower_process_priority, refresh_nice
 
 DEPLOYMENT_NAME = "refresh-catalog-every-15-min"
 DEFAULT_CRON = "*/15 * * * *"
@@ -64,5 +65,6 @@ def serve_schedule(settings: Settings, args: Any = None) -> int:
     os.environ.setdefault("REDIS_URL", settings.redis_url)
     os.environ.setdefault("CACHE_NAMESPACE", settings.cache_namespace)
     configure_cli_logging()
+    lower_process_priority(refresh_nice())  # the runs it starts are batch work too
     serve(build_deployment(cron))
     return 0
