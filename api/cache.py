@@ -252,6 +252,11 @@ class Cache:
         item = self._local.pop(key, None)
         if item is not None:
             self._local_bytes -= item.size
+            self._report_local()
+
+    def _report_local(self) -> None:
+        metrics.CACHE_LOCAL_ENTRIES.set(len(self._local))
+        metrics.CACHE_LOCAL_BYTES.set(self._local_bytes)
 
     def _local_put(self, key: str, entry: Entry) -> None:
         if self.options.local_max_entries <= 0:
@@ -276,10 +281,12 @@ class Cache:
         ):
             _, evicted = self._local.popitem(last=False)
             self._local_bytes -= evicted.size
+        self._report_local()
 
     def clear_local(self) -> None:
         self._local.clear()
         self._local_bytes = 0
+        self._report_local()
 
     # -- read-through ---------------------------------------------------------------------------
 

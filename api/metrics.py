@@ -91,6 +91,18 @@ CACHE_FALLBACK = Counter(
     "generation's entry instead of 503.",
     ["endpoint"],
 )
+CACHE_LOCAL_ENTRIES = Gauge(
+    "pricecat_cache_local_entries",
+    "Entries in the workers' in-process cache (summed over live workers; bounded per worker by "
+    "API_LOCAL_CACHE_ENTRIES).",
+    multiprocess_mode="livesum",
+)
+CACHE_LOCAL_BYTES = Gauge(
+    "pricecat_cache_local_bytes",
+    "Bytes counted against the in-process cache bound (bodies, keys, per-entry overhead; summed "
+    "over live workers; bounded per worker by API_LOCAL_CACHE_MB).",
+    multiprocess_mode="livesum",
+)
 DATA_AGE = Gauge(
     "pricecat_data_age_seconds",
     "Seconds since the newest snapshot in the published read models (set on scrape).",

@@ -260,6 +260,22 @@ def metrics_snapshot(base: str) -> dict[str, float]:
     return out
 
 
+def local_cache_kb(base: str) -> dict[str, int]:
+    """The workers' in-process cache (entries, kB counted against its bound), summed."""
+    try:
+        with urllib.request.urlopen(base + "/metrics", timeout=10) as r:  # noqa: S310
+            text = r.read().decode()
+    except OSError:
+        return {}
+    out = {"entries": 0, "kb": 0}
+    for line in text.splitlines():
+        if line.startswith("pricecat_cache_local_entries"):
+            out["entries"] += int(float(line.rpartition(" ")[2]))
+        elif line.startswith("pricecat_cache_local_bytes"):
+            out["kb"] += int(float(line.rpartition(" ")[2]) / 1024)
+    return out
+
+
 def metrics_delta(before: dict[str, float], after: dict[str, float]) -> dict[str, float]:
     return {k: v - before.get(k, 0.0) for k, v in sorted(after.items())
             if v - before.get(k, 0.0) > 0}
@@ -416,6 +432,8 @@ def main(argv: list[str] | None = None) -> int:
         metrics_before = metrics_snapshot(base)
         rss_samples: list[dict[int, int]] = [rss_before]
         rss_series: list[tuple[float, dict[int, int]]] = [(0.0, rss_before)]
+        # the bounded in-process cache beside RSS: growth that tracks it is the cache filling
+        cache_series: list[dict[str, Any]] = [{"t": 0.0, **local_cache_kb(base)}]
 
         refresh_log = RefreshLog()
         t0 = time.monotonic()
@@ -438,7 +456,10 @@ def main(argv: list[str] | None = None) -> int:
             while not sampling.wait(5):
                 table = rss_table(server.pid)
                 rss_samples.append(table)
-                rss_series.append((round(time.monotonic() - t0, 1), table))
+                t = round(time.monotonic() - t0, 1)
+                rss_series.append((t, table))
+                if int(t) % 30 < 5:
+                    cache_series.append({"t": t, **local_cache_kb(base)})
 
         sampler = threading.Thread(target=sample_rss, daemon=True)
         sampler.start()
@@ -487,6 +508,7 @@ def main(argv: list[str] | None = None) -> int:
                 {"t": t, **{str(pid): kb for pid, kb in table.items()}}
                 for t, table in rss_series if int(t) % 30 < 5
             ],
+            "local_cache_series": cache_series + [{"t": "after", **local_cache_kb(base)}],
             "metrics_delta": metrics_delta(metrics_before, metrics_after),
             "bad_by_second": res.get("bad_by_second", {}),
             "bad_split": split_bad(res.get("bad_by_second", {}), refresh_log.runs),
@@ -530,6 +552,15 @@ def print_summary(r: dict[str, Any]) -> None:
         print("server-side error counters during the run:")
         for k, v in errors.items():
             print(f"  {k} {v:.0f}")
+    print("every 30 s: t, worker RSS MB | in-process cache entries, MB (all workers):")
+    workers = [pid for pid, v in r["rss_kb"].items()  # the Sanic workers (not the manager)
+               if "multiprocessing.s" in v["process"] and (v["max"] or 0) > 50_000]
+    caches = {str(c["t"]): c for c in r.get("local_cache_series", [])}
+    for row in r["rss_series_kb"]:
+        c = caches.get(str(row["t"]), {})
+        rss = " ".join(f"{row.get(pid, 0) / 1024:.0f}" for pid in workers)
+        print(f"  t+{row['t']:>5}s  {rss} | {c.get('entries', '?')}, "
+              f"{c.get('kb', 0) / 1024:.1f}")
     print("RSS kB (before → after, max):")
     for pid, v in r["rss_kb"].items():
         print(f"  {pid} {v['process'][:60]}: {v['before']} → {v['after']} (max {v['max']})")

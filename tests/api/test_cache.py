@@ -426,3 +426,34 @@ def test_slow_miss_gives_up_on_previous_generation(
         samples = api.metrics()
     assert metric_sum(samples, "pricecat_db_queries_total", query="product_summary") == 1
     assert metric_sum(samples, "pricecat_cache_fallback_total") == 0
+
+
+def test_in_process_cache_is_bounded_and_reported(
+    db_settings: Settings, api_log_dir: Path
+) -> None:
+    """API_LOCAL_CACHE_ENTRIES bounds the worker's in-process layer (LRU); /metrics reports its
+    entries and counted bytes, and an evicted entry is read back from Redis, not Postgres."""
+    slugs = ["azul", "hanabi", "dixit", "carcassonne", "agricola"]
+    settings = server_settings(db_settings)
+    with run_server(settings, api_log_dir, env={"API_LOCAL_CACHE_ENTRIES": "3"}) as api:
+        api.bump_generation()
+        for slug in slugs:
+            assert api.get(f"/api/v1/products/{slug}").headers["x-cache"] == "miss"
+        filled = api.metrics()
+        assert metric_sum(filled, "pricecat_cache_local_entries") == 3
+        size = metric_sum(filled, "pricecat_cache_local_bytes")
+        bodies = sum(len(api.get(f"/api/v1/products/{s}").content) for s in slugs[-3:])
+        assert bodies < size < bodies + 3 * 1000  # bodies + keys + a fixed overhead per entry
+        before = api.metrics()
+        again = api.get(f"/api/v1/products/{slugs[0]}")  # evicted from memory, still in Redis
+        assert again.headers["x-cache"] == "hit"
+        after = api.metrics()
+    assert metric_sum(after, "pricecat_cache_local_entries") == 3
+
+    def delta(**labels: str) -> float:
+        return metric_sum(after, "pricecat_cache_requests_total", endpoint="product", **labels) - (
+            metric_sum(before, "pricecat_cache_requests_total", endpoint="product", **labels)
+        )
+
+    assert delta(result="hit", layer="redis") == 1
+    assert delta(layer="db") == 0
