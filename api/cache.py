@@ -14,6 +14,10 @@ Callers pass everything after ``g<gen>:``; every argument of the query is in tha
   and at most one background refresh per key and worker revalidates it (across workers the
   Redis lock below makes one of them query Postgres; the other picks the new value up). A
   generation bump still invalidates everything at once: keys embed the generation.
+- Background refreshes are bounded per worker: ``refresh_concurrency`` run at once, at most
+  ``refresh_backlog`` wait; past that a revalidation is dropped (the stale entry stays, a later
+  request asks again). A waiting refresh whose generation was superseded by a publish is
+  skipped. Each runs in a fresh context, so it never keeps a request alive.
 - In-process LRU (per worker, ``local_max_entries`` / ``local_max_bytes``): a hit costs no Redis
   round trip. Its entries are keyed by the full key (generation included) and revalidated
   against Redis (in the background) at least every ``local_max_ttl`` seconds.
@@ -44,6 +48,7 @@ Callers pass everything after ``g<gen>:``; every argument of the query is in tha
 from __future__ import annotations
 
 import asyncio
+import contextvars
 import gzip
 import hashlib
 import logging
@@ -101,6 +106,10 @@ class CacheOptions:
     #: background refreshes running at once per worker (they queue for the DB pool behind
     #: nothing but each other, so foreground misses keep most of the pool)
     refresh_concurrency: int = 4
+    #: background refreshes allowed to wait for a slot per worker; past it a revalidation is
+    #: dropped (the stale entry stays and a later request asks again). Without a bound, a
+    #: generation bump under load queues one refresh per key faster than the slots drain them
+    refresh_backlog: int = 64
     #: a miss waiting this long for its load is answered from a stale entry when one is held
     #: (0 = wait for the load)
     stale_wait_seconds: float = 2.0
@@ -312,7 +321,7 @@ class Cache:
             if time.monotonic() >= item.fresh_at:
                 if not item.entry.is_fresh():
                     metrics.CACHE_STALE.labels(endpoint).inc()
-                self._revalidate(endpoint, key, ttl, loader)
+                self._revalidate(endpoint, key, ttl, loader, generation)
             metrics.child(metrics.CACHE, endpoint, "hit", "memory").inc()
             return Outcome(item.entry, "hit", "memory")
         task, joined = self._flight(
@@ -413,13 +422,14 @@ class Cache:
             self._local_put(key, entry)
             if not entry.is_fresh():
                 metrics.CACHE_STALE.labels(endpoint).inc()
-                self._revalidate(endpoint, key, ttl, loader)
+                # this load answers the stale entry: the refresh does the loading
+                self._revalidate(endpoint, key, ttl, loader, generation, joining=True)
             return Outcome(entry, "hit", "redis")
         if busy is not None and busy():
             # the pool is saturated: slightly older data now beats queueing for a connection
             previous = await self._previous_generation(generation, suffix, ttl)
             if previous is not None:
-                self._revalidate(endpoint, key, ttl, loader, joining=True)
+                self._revalidate(endpoint, key, ttl, loader, generation, joining=True)
                 return previous
         return await self._fill(key, ttl, loader)
 
@@ -509,19 +519,39 @@ class Cache:
     # -- stale-while-revalidate -----------------------------------------------------------------
 
     def _revalidate(
-        self, endpoint: str, key: str, ttl: int, loader: Loader, joining: bool = False
+        self,
+        endpoint: str,
+        key: str,
+        ttl: int,
+        loader: Loader,
+        generation: int,
+        joining: bool = False,
     ) -> None:
-        """Start one background refresh of ``key`` unless one is already running or queued
-        (or a foreground load of it is; ``joining``: the caller is that foreground load, which
-        answers a stale entry and leaves the loading to the refresh)."""
+        """Start one background refresh of ``key`` (of data ``generation``) unless one is already
+        running or queued (or a foreground load of it is; ``joining``: the caller is that
+        foreground load, which answers a stale entry and leaves the loading to the refresh), or
+        the backlog is full (then the stale entry stays; a later request asks again)."""
         if self._closed or key in self._refreshing or (key in self._inflight and not joining):
             return
-        task = asyncio.ensure_future(self._refresh(endpoint, key, ttl, loader))
+        if len(self._refreshing) >= self.options.refresh_concurrency + self.options.refresh_backlog:
+            metrics.CACHE_REFRESH.labels(endpoint, "dropped").inc()
+            return
+        # a fresh context: the task must not keep the request (Sanic's context variable) alive
+        task = asyncio.get_running_loop().create_task(
+            self._refresh(endpoint, key, ttl, loader, generation), context=contextvars.Context()
+        )
         self._refreshing[key] = task
         task.add_done_callback(lambda _t: self._refreshing.pop(key, None))
 
-    async def _refresh(self, endpoint: str, key: str, ttl: int, loader: Loader) -> None:
+    async def _refresh(
+        self, endpoint: str, key: str, ttl: int, loader: Loader, generation: int
+    ) -> None:
         async with self._refresh_slots:
+            if self._generation is not None and self._generation > generation:
+                # a refresh published meanwhile: nobody reads this key any more
+                metrics.CACHE_REFRESH.labels(endpoint, "superseded").inc()
+                return
+            LOAD_GENERATION.set(generation)
             try:
                 outcome = await self._fill(key, ttl, loader)
             except asyncio.CancelledError:

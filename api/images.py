@@ -2,10 +2,15 @@
 never from the sellers' hosts.
 
 Safety: the proxy only fetches the URL the read model holds for the slug (looked up by slug; a
-client never supplies a URL, so no SSRF through the API), only ``http``/``https`` (redirects
-too, at most ``MAX_REDIRECTS``), with short timeouts (connect 2 s, 5 s for the whole fetch), at
-most ``MAX_BYTES`` (streamed; larger bodies are dropped), and only raster image types (SVG can
-carry script, so an upstream SVG is refused). Every answer carries ``nosniff`` and a sandboxing
+client never supplies a URL), only ``http``/``https`` (redirects too, at most
+``MAX_REDIRECTS``), and only from public addresses: ``PublicOnlyBackend`` resolves each host
+itself, refuses loopback, private, link-local (cloud metadata), shared, multicast and reserved
+addresses, and connects to the address it checked (no second lookup, so no DNS rebinding). A
+scraped URL, or a redirect, pointing at ``localhost:6379`` or ``169.254.169.254`` gets the
+placeholder (``IMAGE_PROXY_ALLOW_PRIVATE=1`` lifts this for tests and local mirrors). Short
+timeouts (connect 2 s, 5 s for the whole fetch), at most ``MAX_BYTES`` (streamed; larger
+bodies are dropped), and only raster image types (SVG can carry script, so an upstream SVG is
+refused). Every answer carries ``nosniff`` and a sandboxing
 CSP. The URL is looked up on a pooled connection that is released before the fetch starts.
 
 Caching: the fetched bytes (with their content type) go through ``api.cache`` under
@@ -20,12 +25,16 @@ from __future__ import annotations
 
 import asyncio
 import hashlib
+import ipaddress
 import re
+import socket
 import time
 from collections import OrderedDict
+from collections.abc import Iterable
 from dataclasses import dataclass
 from html import escape
 
+import httpcore
 import httpx
 from prometheus_client import Counter
 
@@ -73,15 +82,89 @@ class _FetchFailed(Exception):
         self.name = name
 
 
-class ImageFetcher:
-    """One httpx client per worker (created in before_server_start, closed after stop)."""
+class NonPublicAddress(httpcore.ConnectError):
+    """The upstream host resolves to an address the proxy must not reach."""
 
-    def __init__(self, client: httpx.AsyncClient | None = None) -> None:
+
+def is_public_address(address: str) -> bool:
+    """True for globally routable unicast addresses (an IPv4-mapped IPv6 address counts as its
+    IPv4 address); False for loopback, private, link-local, shared (100.64/10), multicast,
+    reserved and unspecified ones, and for anything that is not an IP address."""
+    try:
+        ip = ipaddress.ip_address(address.split("%", 1)[0])
+    except ValueError:
+        return False
+    if isinstance(ip, ipaddress.IPv6Address) and ip.ipv4_mapped is not None:
+        ip = ip.ipv4_mapped
+    return ip.is_global and not ip.is_multicast
+
+
+class PublicOnlyBackend(httpcore.AsyncNetworkBackend):
+    """httpcore network backend that connects only to public addresses: it resolves the host,
+    refuses it when any of its addresses is not public, and connects to a checked address (TLS
+    still verifies the certificate against the host name, which httpcore passes as SNI)."""
+
+    def __init__(self, inner: httpcore.AsyncNetworkBackend) -> None:
+        self._inner = inner
+
+    async def connect_tcp(
+        self,
+        host: str,
+        port: int,
+        timeout: float | None = None,
+        local_address: str | None = None,
+        socket_options: Iterable[httpcore.SOCKET_OPTION] | None = None,
+    ) -> httpcore.AsyncNetworkStream:
+        loop = asyncio.get_running_loop()
+        try:
+            infos = await loop.getaddrinfo(host, port, type=socket.SOCK_STREAM)
+        except OSError as exc:
+            raise httpcore.ConnectError(f"cannot resolve {host}: {exc}") from exc
+        addresses = list(dict.fromkeys(str(info[4][0]) for info in infos))
+        refused = [a for a in addresses if not is_public_address(a)]
+        if not addresses or refused:
+            raise NonPublicAddress(f"{host} resolves to a non-public address ({refused[:1]})")
+        return await self._inner.connect_tcp(
+            addresses[0], port, timeout=timeout, local_address=local_address,
+            socket_options=socket_options,
+        )
+
+    async def connect_unix_socket(
+        self,
+        path: str,
+        timeout: float | None = None,
+        socket_options: Iterable[httpcore.SOCKET_OPTION] | None = None,
+    ) -> httpcore.AsyncNetworkStream:
+        raise NonPublicAddress("unix sockets are not fetched")
+
+    async def sleep(self, seconds: float) -> None:
+        await self._inner.sleep(seconds)
+
+
+def _public_only_transport(limits: httpx.Limits) -> httpx.AsyncHTTPTransport:
+    transport = httpx.AsyncHTTPTransport(limits=limits, trust_env=False)
+    pool = transport._pool  # httpx keeps the httpcore pool here (pinned in requirements.lock;
+    # tests/api/test_images.py proves the guard is in the path)
+    if not isinstance(pool, httpcore.AsyncConnectionPool) or not hasattr(pool, "_network_backend"):
+        raise RuntimeError("httpx changed its transport internals: cannot guard image fetches")
+    pool._network_backend = PublicOnlyBackend(pool._network_backend)
+    return transport
+
+
+class ImageFetcher:
+    """One httpx client per worker (created in before_server_start, closed after stop).
+    ``allow_private``: also fetch from loopback/private addresses (tests, local mirrors)."""
+
+    def __init__(
+        self, client: httpx.AsyncClient | None = None, *, allow_private: bool = False
+    ) -> None:
+        limits = httpx.Limits(max_connections=32, max_keepalive_connections=8)
         self.client = client or httpx.AsyncClient(
             follow_redirects=False,  # followed by hand: each hop must be http(s)
             trust_env=False,  # no proxies or netrc from the environment
             timeout=httpx.Timeout(TOTAL_TIMEOUT, connect=CONNECT_TIMEOUT),
-            limits=httpx.Limits(max_connections=32, max_keepalive_connections=8),
+            limits=limits,
+            transport=None if allow_private else _public_only_transport(limits),
             headers={
                 "User-Agent": "pricecat-image-proxy/1.0",
                 "Accept": "image/avif,image/webp,image/png,image/jpeg,image/gif;q=0.9",
@@ -104,6 +187,9 @@ class ImageFetcher:
             FETCHES.labels("timeout").inc()
             raise UpstreamError("timeout", f"fetching {url} timed out") from exc
         except (httpx.HTTPError, httpx.InvalidURL, ValueError) as exc:
+            if isinstance(exc.__cause__, NonPublicAddress):
+                FETCHES.labels("refused").inc()
+                raise UpstreamError("refused", f"fetching {url} refused: {exc}") from exc
             FETCHES.labels("error").inc()
             raise UpstreamError("error", f"fetching {url} failed: {exc}") from exc
         FETCHES.labels("ok").inc()

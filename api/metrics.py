@@ -82,7 +82,9 @@ CACHE_STALE = Counter(
 CACHE_REFRESH = Counter(
     "pricecat_cache_refresh_total",
     "Background refreshes of soft-expired entries by outcome (redis: another worker had "
-    "already refreshed it; db: reloaded from Postgres; error: failed, the stale entry stays).",
+    "already refreshed it; db: reloaded from Postgres; error: failed, the stale entry stays; "
+    "dropped: the backlog was full; superseded: a newer data generation was published while "
+    "it waited).",
     ["endpoint", "outcome"],
 )
 CACHE_FALLBACK = Counter(

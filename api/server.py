@@ -26,7 +26,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 from urllib.parse import urlsplit
 
-from pricecat.config import ConfigError, Settings, parse_database_url
+from pricecat.config import ConfigError, Settings, env_float, env_int, parse_database_url
 
 if TYPE_CHECKING:
     from sanic import Sanic
@@ -36,20 +36,6 @@ log = logging.getLogger("api.server")
 REPO_ROOT = Path(__file__).resolve().parent.parent
 MULTIPROC_ENV = "PROMETHEUS_MULTIPROC_DIR"
 _CREATED_MULTIPROC_FLAG = "PRICECAT_CREATED_MULTIPROC_DIR"
-
-
-def _env_float(name: str, default: float) -> float:
-    raw = os.environ.get(name)
-    if raw is None or raw == "":
-        return default
-    try:
-        return float(raw)
-    except ValueError as exc:
-        raise ConfigError(f"{name} must be a number (got {raw!r})") from exc
-
-
-def _env_int(name: str, default: int) -> int:
-    return int(_env_float(name, float(default)))
 
 
 @dataclass(frozen=True)
@@ -74,16 +60,16 @@ class ApiOptions:
     @classmethod
     def from_env(cls) -> ApiOptions:
         return cls(
-            db_pool_min=_env_int("API_DB_POOL_MIN", 2),
-            db_pool_max=_env_int("API_DB_POOL_MAX", 16),
-            db_acquire_timeout=_env_float("API_DB_ACQUIRE_TIMEOUT", 10.0),
-            redis_max_connections=_env_int("API_REDIS_MAX_CONNECTIONS", 256),
-            redis_pool_timeout=_env_float("API_REDIS_POOL_TIMEOUT", 5.0),
-            generation_check_seconds=_env_float("API_GENERATION_CHECK_SECONDS", 1.0),
-            local_cache_entries=_env_int("API_LOCAL_CACHE_ENTRIES", 10_000),
-            local_cache_mb=_env_float("API_LOCAL_CACHE_MB", 64.0),
-            cache_stale_seconds=_env_int("API_CACHE_STALE_SECONDS", 600),
-            backlog=_env_int("API_BACKLOG", 2048),
+            db_pool_min=env_int("API_DB_POOL_MIN", 2),
+            db_pool_max=env_int("API_DB_POOL_MAX", 16),
+            db_acquire_timeout=env_float("API_DB_ACQUIRE_TIMEOUT", 10.0),
+            redis_max_connections=env_int("API_REDIS_MAX_CONNECTIONS", 256),
+            redis_pool_timeout=env_float("API_REDIS_POOL_TIMEOUT", 5.0),
+            generation_check_seconds=env_float("API_GENERATION_CHECK_SECONDS", 1.0),
+            local_cache_entries=env_int("API_LOCAL_CACHE_ENTRIES", 10_000),
+            local_cache_mb=env_float("API_LOCAL_CACHE_MB", 64.0),
+            cache_stale_seconds=env_int("API_CACHE_STALE_SECONDS", 600),
+            backlog=env_int("API_BACKLOG", 2048),
             access_log=os.environ.get("API_ACCESS_LOG", "0") not in ("", "0", "false"),
             web_dist=Path(os.environ.get("WEB_DIST_DIR") or REPO_ROOT / "web" / "dist"),
         )

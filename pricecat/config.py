@@ -68,14 +68,34 @@ def with_user(url: str, user: str) -> str:
     return urlunsplit((parts.scheme, netloc, parts.path, parts.query, parts.fragment))
 
 
-def _int(name: str, default: int) -> int:
-    raw = os.environ.get(name)
-    if raw is None or raw == "":
+def env_int(
+    name: str, default: int, *, minimum: int | None = None, maximum: int | None = None
+) -> int:
+    """Integer setting ``name`` from the environment (unset or empty: ``default``)."""
+    raw = os.environ.get(name, "").strip()
+    if raw == "":
+        return default
+    low = "" if minimum is None else f" >= {minimum}"
+    high = "" if maximum is None else f" <= {maximum}"
+    rule = f"{name} must be an integer{low}{' and' if low and high else ''}{high}"
+    try:
+        value = int(raw)
+    except ValueError as exc:
+        raise ConfigError(f"{rule} (got {raw!r})") from exc
+    if (minimum is not None and value < minimum) or (maximum is not None and value > maximum):
+        raise ConfigError(f"{rule} (got {raw!r})")
+    return value
+
+
+def env_float(name: str, default: float) -> float:
+    """Number setting ``name`` from the environment (unset or empty: ``default``)."""
+    raw = os.environ.get(name, "").strip()
+    if raw == "":
         return default
     try:
-        return int(raw)
+        return float(raw)
     except ValueError as exc:
-        raise ConfigError(f"{name} must be an integer (got {raw!r})") from exc
+        raise ConfigError(f"{name} must be a number (got {raw!r})") from exc
 
 
 @dataclass(frozen=True)
@@ -109,6 +129,6 @@ class Settings:
             redis_url=redis_url,
             cache_namespace=os.environ.get("CACHE_NAMESPACE") or f"pricecat:{pg.dbname}",
             cors_origins=origins,
-            statement_timeout_ms=_int("STATEMENT_TIMEOUT_MS", 5000),
-            rate_limit_per_minute=_int("RATE_LIMIT_PER_MINUTE", 0),
+            statement_timeout_ms=env_int("STATEMENT_TIMEOUT_MS", 5000),
+            rate_limit_per_minute=env_int("RATE_LIMIT_PER_MINUTE", 0),
         )

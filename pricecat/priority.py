@@ -28,7 +28,7 @@ from types import TracebackType
 
 import asyncpg
 
-from pricecat.config import ConfigError
+from pricecat.config import env_int
 
 log = logging.getLogger(__name__)
 
@@ -48,16 +48,7 @@ where datname = current_database()
 
 def refresh_nice() -> int:
     """``REFRESH_NICE`` (0–19, default 10): the niceness of refresh work; 0 = leave it alone."""
-    raw = os.environ.get("REFRESH_NICE", "")
-    if raw.strip() == "":
-        return DEFAULT_NICE
-    try:
-        value = int(raw)
-    except ValueError as exc:
-        raise ConfigError(f"REFRESH_NICE must be an integer from 0 to 19 (got {raw!r})") from exc
-    if not 0 <= value <= MAX_NICE:
-        raise ConfigError(f"REFRESH_NICE must be an integer from 0 to 19 (got {raw!r})")
-    return value
+    return env_int("REFRESH_NICE", DEFAULT_NICE, minimum=0, maximum=MAX_NICE)
 
 
 def lower_process_priority(nice: int) -> int:

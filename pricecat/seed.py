@@ -632,7 +632,7 @@ class Generator:
                 elif 0.3 <= r < 0.3 + profile.noise_share:
                     availability = (
                         f" {availability} " if r < 0.3 + profile.noise_share / 2
-                        else availability.upper()
+                        else li.text.upper()
                     )
                 image = li.image
                 if image and 0.5 <= r < 0.52:

@@ -10,8 +10,8 @@ echo "== lint: sqlfluff"
 PRICECAT_PGDATABASE="${PRICECAT_LINT_PGDATABASE:-postgres}" sqlfluff lint models macros tests/dbt
 echo "== lint: ruff"
 ruff check pricecat api flows tests bench
-echo "== types: mypy (strict on api/ and flows/)"
-mypy api flows
+echo "== types: mypy (strict on api/, flows/ and pricecat/)"
+mypy api flows pricecat
 echo "== audit: pip-audit over requirements.lock"
 python scripts/audit.py
 echo "== pytest"

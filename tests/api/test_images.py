@@ -21,6 +21,7 @@ import asyncpg
 import pytest
 from redis import Redis
 
+from api import images
 from pricecat.config import Settings
 from tests.api.conftest import ApiServer, free_port, run_server, server_settings
 
@@ -187,7 +188,9 @@ def test_fetch_cache_and_refusals(
     previous = asyncio.run(_set_hero_urls(db_settings, urls))
     settings = server_settings(db_settings)
     try:
-        with run_server(settings, api_log_dir) as api:
+        # the "seller" is this test's server on 127.0.0.1: private addresses allowed here only
+        env = {"IMAGE_PROXY_ALLOW_PRIVATE": "1"}
+        with run_server(settings, api_log_dir, env=env) as api:
             r = api.get("/api/v1/images/pan-tau")
             assert r.status_code == 200, r.text
             assert r.headers["content-type"] == "image/png"
@@ -243,3 +246,72 @@ def test_fetch_cache_and_refusals(
             assert _Handler.hits.count("/x.png") == 2  # pan-tau once, azul's redirect once
     finally:
         asyncio.run(_set_hero_urls(db_settings, previous))
+
+
+@pytest.mark.parametrize(
+    ("address", "public"),
+    [
+        ("93.184.215.14", True), ("8.8.8.8", True), ("2606:4700:4700::1111", True),
+        ("127.0.0.1", False), ("127.8.9.10", False), ("::1", False), ("0.0.0.0", False),
+        ("10.1.2.3", False), ("172.16.0.1", False), ("192.168.1.1", False),
+        ("169.254.169.254", False),  # cloud metadata
+        ("100.64.0.1", False),  # shared address space (carrier-grade NAT)
+        ("fe80::1%eth0", False), ("fc00::1", False), ("224.0.0.1", False),
+        ("::ffff:127.0.0.1", False), ("::ffff:10.0.0.1", False), ("::ffff:8.8.8.8", True),
+        ("240.0.0.1", False), ("255.255.255.255", False), ("localhost", False), ("", False),
+    ],
+)
+def test_public_address_rule(address: str, public: bool) -> None:
+    assert images.is_public_address(address) is public
+
+
+def test_guarded_fetcher_refuses_private_hosts_and_never_connects(
+    upstream: tuple[str, http.server.ThreadingHTTPServer],
+) -> None:
+    """The default fetcher (what `pricecat serve` runs without IMAGE_PROXY_ALLOW_PRIVATE) does
+    not reach a live image server on loopback, whatever the URL spells: IP, name, mapped IPv6."""
+    base, _server = upstream
+    port = base.rsplit(":", 1)[1]
+    _Handler.hits.clear()
+
+    async def attempt(url: str) -> str:
+        fetcher = images.ImageFetcher()
+        try:
+            await fetcher.fetch(url)
+        except images.UpstreamError as exc:
+            return exc.outcome
+        finally:
+            await fetcher.close()
+        return "fetched"
+
+    for url in (f"{base}/x.png", f"http://localhost:{port}/x.png",
+                f"http://[::ffff:127.0.0.1]:{port}/x.png", f"http://0.0.0.0:{port}/x.png"):
+        assert asyncio.run(attempt(url)) == "refused", url
+    assert _Handler.hits == []  # nothing reached the server
+
+    async def allowed() -> tuple[str, bytes]:
+        fetcher = images.ImageFetcher(allow_private=True)
+        try:
+            return await fetcher.fetch(f"{base}/x.png")
+        finally:
+            await fetcher.close()
+
+    assert asyncio.run(allowed()) == ("image/png", PNG)  # the same URL, allowed: fetched
+
+
+def test_serve_refuses_private_image_hosts_by_default(
+    db_settings: Settings, api_log_dir: Path,
+    upstream: tuple[str, http.server.ThreadingHTTPServer],
+) -> None:
+    """A scraped hero_image_url pointing at this machine gets the placeholder from a plain
+    `pricecat serve`; the upstream sees no request."""
+    base, _server = upstream
+    _Handler.hits.clear()
+    previous = asyncio.run(_set_hero_urls(db_settings, {"pan-tau": f"{base}/x.png"}))
+    try:
+        with run_server(server_settings(db_settings), api_log_dir) as api:
+            assert_placeholder(api.get("/api/v1/images/pan-tau"), "PK", "Pan_Tau&#x27;s klobouk")
+            assert 'pricecat_image_fetch_total{outcome="refused"} 1.0' in api.get("/metrics").text
+    finally:
+        asyncio.run(_set_hero_urls(db_settings, previous))
+    assert _Handler.hits == []
