@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import time
 from typing import Any
 
 import orjson
@@ -18,6 +19,10 @@ from sanic.exceptions import SanicException
 from sanic.handlers import ErrorHandler
 
 log = logging.getLogger("api.errors")
+
+#: A 5xx of ours (503 database_busy, ...) is logged at most this often per code and worker.
+LOG_5XX_EVERY_SECONDS = 1.0
+_last_5xx_log: dict[str, float] = {}
 
 #: Status recorded (metrics only: nobody receives it) for a request whose client went away.
 CLIENT_CLOSED = 499
@@ -118,6 +123,8 @@ class JsonErrorHandler(ErrorHandler):
             log.debug("client went away: %s", _safe_url(request))
             return error_response(CLIENT_CLOSED, "client_closed_request", "Client went away")
         if isinstance(exception, ApiError):
+            if exception.status_code >= 500:
+                _log_5xx(request, exception)
             return error_response(
                 exception.status_code,
                 exception.code,
@@ -145,6 +152,21 @@ class JsonErrorHandler(ErrorHandler):
         # a bug: log the traceback server-side, answer generically
         log.error("unhandled error on %s", _safe_url(request), exc_info=exception)
         return error_response(500, "internal_error", "Internal server error")
+
+
+def _log_5xx(request: Request | None, exception: ApiError) -> None:
+    """One WARNING line per code and second: what failed and why (the cause's type and text),
+    so an operator sees 503s without a traceback per request under overload."""
+    now = time.monotonic()
+    if now - _last_5xx_log.get(exception.code, 0.0) < LOG_5XX_EVERY_SECONDS:
+        return
+    _last_5xx_log[exception.code] = now
+    cause = exception.__cause__
+    why = f"{type(cause).__name__}: {cause}" if cause is not None else "-"
+    log.warning(
+        "%s %s on %s (cause %s)", exception.status_code, exception.code, _safe_url(request),
+        why[:300],
+    )
 
 
 def _client_message(status: int, exception: SanicException) -> str:

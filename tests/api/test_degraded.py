@@ -79,6 +79,10 @@ def test_postgres_down_serves_cached_and_503_for_uncached(
         assert uncached.status_code == 503
         assert uncached.json()["error"]["code"] == "database_unavailable"
         assert "Traceback" not in uncached.text and "asyncpg" not in uncached.text
+        # the operator's side: one WARNING line naming the code, the URL and the cause
+        logged = server.log_path.read_text()
+        assert "503 database_unavailable on" in logged and "/api/v1/catalog?page=2" in logged
+        assert "(cause " in logged and "Traceback" not in logged
         ready = server.get("/readyz")
         assert ready.status_code == 503
         assert ready.json()["error"]["details"]["checks"]["postgres"]["ok"] is False
