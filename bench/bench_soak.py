@@ -240,7 +240,8 @@ def http_status(url: str, timeout: float = 5.0) -> int:
 
 
 METRIC_LINES = re.compile(
-    r"^pricecat_(http_requests_total|cache_requests_total|redis_degraded_total|db_errors_total)"
+    r"^pricecat_(http_requests_total|cache_requests_total|redis_degraded_total|db_errors_total"
+    r"|cache_refresh_total|cache_fallback_total)"
     r"\{[^}]*\} [0-9.e+]+$"
 )
 
