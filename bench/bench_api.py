@@ -710,8 +710,10 @@ def render_load_section(r: dict[str, Any]) -> str:
         f"Machine: {m['cores']} cores ({m['cpu']}), {m['mem_gb']} GB RAM, Linux {m['kernel']}, "
         f"Python {m['python']}, Sanic {m.get('sanic', '?')}, redis-py {m.get('redis', '?')}, "
         f"asyncpg {m.get('asyncpg', '?')}, wrk {m.get('wrk', '?')}. Load generator, API, "
-        "Postgres and Redis share the same 2 cores (loopback). "
-        f"**The machine was shared with other jobs**: load average (1/5/15 min) "
+        f"Postgres and Redis share the same {m['cores']} cores (loopback). "
+        + ("**The machine was shared with other jobs**: "
+           if r["loadavg_start"][0] >= 0.5 else "The machine was otherwise idle: ")
+        + f"load average (1/5/15 min) "
         f"{fmt_load(r['loadavg_start'])} at the start of the run; per phase below.",
         "",
         f"Data: {r['inputs']['raw_rows_estimate']:,} raw snapshots (estimate), "
