@@ -246,12 +246,19 @@ METRIC_LINES = re.compile(
 )
 
 
-def metrics_snapshot(base: str) -> dict[str, float]:
-    """The counters that explain errors (per route/status, cache outcome, DB errors)."""
+def metrics_text(base: str) -> str | None:
+    """The API's /metrics page (None when it does not answer)."""
     try:
         with urllib.request.urlopen(base + "/metrics", timeout=10) as r:  # noqa: S310
-            text = r.read().decode()
+            return str(r.read().decode())
     except OSError:
+        return None
+
+
+def metrics_snapshot(base: str) -> dict[str, float]:
+    """The counters that explain errors (per route/status, cache outcome, DB errors)."""
+    text = metrics_text(base)
+    if text is None:
         return {}
     out: dict[str, float] = {}
     for line in text.splitlines():
@@ -263,10 +270,8 @@ def metrics_snapshot(base: str) -> dict[str, float]:
 
 def local_cache_kb(base: str) -> dict[str, int]:
     """The workers' in-process cache (entries, kB counted against its bound), summed."""
-    try:
-        with urllib.request.urlopen(base + "/metrics", timeout=10) as r:  # noqa: S310
-            text = r.read().decode()
-    except OSError:
+    text = metrics_text(base)
+    if text is None:
         return {}
     out = {"entries": 0, "kb": 0}
     for line in text.splitlines():

@@ -442,24 +442,20 @@ async def build_models(settings: Settings, target_path: str) -> tuple[dict[str, 
     how many of the build's Postgres backends ran reniced (pricecat/priority.py).
     """
     logger = get_run_logger()
+    results_file = Path(target_path) / "run_results.json"
+    results_file.unlink(missing_ok=True)
     conn = await _connect(settings)
     try:
         await _drop_schema(conn, BUILD_SCHEMA)
         await conn.execute(f"create schema {BUILD_SCHEMA}")
-    finally:
-        await conn.close()
-
-    results_file = Path(target_path) / "run_results.json"
-    results_file.unlink(missing_ok=True)
-    # the build's Postgres backends yield the CPU to the API's queries (pricecat/priority.py)
-    watcher = await _connect(settings)
-    try:
-        async with BackendRenicer(watcher, refresh_nice()) as renicer:
+        # the same connection then watches the build: its Postgres backends yield the CPU to
+        # the API's queries (pricecat/priority.py)
+        async with BackendRenicer(conn, refresh_nice()) as renicer:
             rc, tail = await run_dbt_logged(
                 settings, ["build"], target_path=target_path, prefix="build"
             )
     finally:
-        await watcher.close()
+        await conn.close()
     if renicer.reniced:
         logger.info(
             "build ran at niceness %s in %s Postgres backends", renicer.nice, len(renicer.reniced)
