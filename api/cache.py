@@ -1,13 +1,21 @@
 """Read-through cache: in-process LRU -> Redis -> Postgres, keyed by the data generation.
 
-Keys (``<ns>`` = Settings.cache_namespace, ``<gen>`` = the Redis counter the refresh bumps):
+Keys (``<ns>`` = Settings.cache_namespace, ``<gen>`` = the published build's id,
+``catalog.catalog_build_info.build_id``; pricecat/generation.py):
 ``<ns>:g<gen>:catalog:{filters_hash}:{page}:{size}``, ``…:product:{slug}``,
 ``…:suggest:{q}:{availability}:{limit}``, ``…:categories:list``, ``…:recent:{limit}``.
 Callers pass everything after ``g<gen>:``; every argument of the query is in that suffix.
 
-- Generation: read from Redis at most every ``generation_check_seconds`` per worker (default
-  1 s; 0 = every request; concurrent requests share one read). A refresh therefore shows within
-  that interval, and entries of older generations are never read again (they age out).
+- Generation: read from Postgres (``generation_source``, a dedicated connection per worker) at
+  most every ``generation_check_seconds`` per worker (default 1 s; 0 = every request; concurrent
+  requests share one read). A refresh therefore shows within that interval, and entries of older
+  generations are never read again (they age out). Build ids are never reused, so neither a Redis
+  flush nor a restart can bring an old generation's keys or memos back. Postgres unreachable:
+  the last generation read stays in use (cached answers keep being served).
+- One build per answer: a loader passes ``LOAD_GENERATION`` to ``Database.session``, which
+  re-reads the build id after the answer's statements; if a publish happened in between
+  (``GenerationMoved``) the generation is re-read and the answer loaded once more under the new
+  key, so an answer never mixes two builds and no key holds another build's data.
 - Soft TTL + hard expiry (stale-while-revalidate within one generation): an entry is *fresh*
   for its documented TTL (``Cache-Control: max-age``) and kept ``stale_seconds`` longer (the
   Redis key's expiry). A request that finds a soft-expired entry is answered from it at once
@@ -66,7 +74,7 @@ from redis.exceptions import RedisError
 
 from api import metrics
 from api.errors import ServiceUnavailable
-from pricecat.generation import generation_key
+from pricecat.generation import GenerationMoved
 
 log = logging.getLogger("api.cache")
 
@@ -74,6 +82,9 @@ T = TypeVar("T")
 Loader = Callable[[], Awaitable[tuple[int, bytes]]]
 #: True while a database load would have to queue (``Database.saturated``)
 Busy = Callable[[], bool]
+#: Reads (published build id = the data generation, the build it replaced); raises when
+#: Postgres is unreachable
+GenerationSource = Callable[[], Awaitable[tuple[int, int | None]]]
 Result = Literal["hit", "miss", "bypass", "stale"]
 Layer = Literal["memory", "redis", "db", "coalesced"]
 
@@ -174,17 +185,31 @@ class RedisDown(Exception):
     """Redis is unreachable (or was a moment ago)."""
 
 
+class GenerationUnknown(Exception):
+    """No generation has been read yet and Postgres cannot be asked now."""
+
+
 class Cache:
-    def __init__(self, redis: Redis, namespace: str, options: CacheOptions | None = None) -> None:
+    def __init__(
+        self,
+        redis: Redis,
+        namespace: str,
+        options: CacheOptions | None = None,
+        *,
+        generation_source: GenerationSource,
+    ) -> None:
         self.redis = redis
         self.namespace = namespace
         self.options = options or CacheOptions()
+        self._generation_source = generation_source
         self._local: OrderedDict[str, _LocalItem] = OrderedDict()
         self._local_bytes = 0
         self._inflight: dict[str, asyncio.Task[Outcome]] = {}
         self._refreshing: dict[str, asyncio.Task[None]] = {}
         self._refresh_slots = asyncio.Semaphore(max(1, self.options.refresh_concurrency))
         self._generation: int | None = None
+        #: the generation before the current one (its entries answer when Postgres fails)
+        self._previous: int | None = None
         self._generation_at = 0.0
         self._generation_task: asyncio.Task[int] | None = None
         self._down_until = 0.0
@@ -216,15 +241,15 @@ class Cache:
         except (TimeoutError, RedisError, OSError) as exc:
             raise self._trip(exc) from exc
 
-    async def generation(self) -> int:
+    async def generation(self, force: bool = False) -> int:
         """The current data generation (cached per worker for generation_check_seconds)."""
         now = time.monotonic()
         if (
-            self._generation is not None
+            not force
+            and self._generation is not None
             and now - self._generation_at < self.options.generation_check_seconds
         ):
             return self._generation
-        self._check_breaker()
         task = self._generation_task
         if task is None:
             task = asyncio.ensure_future(self._fetch_generation())
@@ -234,13 +259,70 @@ class Cache:
 
     def _generation_done(self, task: asyncio.Task[int]) -> None:
         self._generation_task = None
-        if not task.cancelled() and task.exception() is None:
-            self._generation = task.result()
-            self._generation_at = time.monotonic()
+        if not task.cancelled():
+            task.exception()  # retrieved: awaiting callers receive it
 
     async def _fetch_generation(self) -> int:
-        raw = await self._redis(lambda: self.redis.get(generation_key(self.namespace)))
-        return int(raw) if raw is not None else 0
+        try:
+            generation, previous = await self._generation_source()
+        except Exception as exc:
+            if self._generation is None:
+                # started while Postgres is unreachable: the generation the workers last read
+                # (a hint in Redis) still finds the entries cached for that build
+                hint = await self._generation_hint()
+                if hint is None:
+                    raise GenerationUnknown(str(exc)) from exc
+                self.observe_generation(*hint)
+                return hint[0]
+            # Postgres unreachable: keep serving what we have for the current generation and
+            # ask again after the check interval (not on every request)
+            self._generation_at = time.monotonic()
+            return self._generation
+        if generation != self._generation:
+            await self._store_generation_hint(generation, previous)
+        self.observe_generation(generation, previous)
+        return generation
+
+    def _hint_key(self) -> str:
+        return f"{self.namespace}:generation"
+
+    async def _store_generation_hint(self, generation: int, previous: int | None) -> None:
+        """Remember the published build for workers that start while Postgres is down. Only a
+        hint: build ids are never reused, so an old or lost hint can only find fewer entries,
+        never another build's data under this build's keys."""
+        value = f"{generation} {'' if previous is None else previous}".strip()
+        try:
+            await self._redis(lambda: self.redis.set(self._hint_key(), value))
+        except RedisDown:
+            pass
+
+    async def _generation_hint(self) -> tuple[int, int | None] | None:
+        try:
+            raw = await self._redis(lambda: self.redis.get(self._hint_key()))
+        except RedisDown:
+            return None
+        if raw is None:
+            return None
+        parts = _as_bytes(raw).split()
+        try:
+            return int(parts[0]), int(parts[1]) if len(parts) > 1 else None
+        except (ValueError, IndexError):
+            return None
+
+    def observe_generation(self, generation: int, previous: int | None = None) -> None:
+        """Record a generation read from Postgres (also by /readyz) and the one it replaced
+        (the build's own record, else the generation this worker served before)."""
+        if previous is None and self._generation is not None and generation != self._generation:
+            previous = self._generation
+        if previous is not None:
+            self._previous = previous
+        self._generation = generation
+        self._generation_at = time.monotonic()
+
+    @property
+    def current_generation(self) -> int | None:
+        """The last generation read (None before the first read)."""
+        return self._generation
 
     def full_key(self, generation: int, suffix: str) -> str:
         return f"{self.namespace}:g{generation}:{suffix}"
@@ -303,15 +385,32 @@ class Cache:
         self, endpoint: str, suffix: str, ttl: int, loader: Loader, busy: Busy | None = None
     ) -> Outcome:
         """The entry for ``suffix`` in the current generation. ``busy`` (optional) says whether
-        the database pool is saturated: a miss then prefers the previous generation's entry."""
+        the database pool is saturated: a miss then prefers the previous generation's entry.
+        A publish between the generation read and the load's statements (``GenerationMoved``)
+        re-reads the generation and loads once more."""
         try:
-            generation = await self.generation()
-        except RedisDown:
+            return await self._get_or_load(endpoint, suffix, ttl, loader, busy, force=False)
+        except GenerationMoved:
+            metrics.CACHE_REFRESH.labels(endpoint, "generation_moved").inc()
+            return await self._get_or_load(endpoint, suffix, ttl, loader, busy, force=True)
+
+    async def _get_or_load(
+        self,
+        endpoint: str,
+        suffix: str,
+        ttl: int,
+        loader: Loader,
+        busy: Busy | None,
+        force: bool,
+    ) -> Outcome:
+        try:
+            generation = await self.generation(force=force)
+        except GenerationUnknown:
+            # nothing read yet and Postgres unreachable: the load will most likely 503 too
             LOAD_GENERATION.set(None)
             outcome = await self._single_flight(
                 "bypass:" + suffix, lambda: self._load_bypass(ttl, loader)
             )
-            metrics.REDIS_DEGRADED.labels(endpoint).inc()
             metrics.CACHE.labels(endpoint, outcome.result, outcome.layer).inc()
             return outcome
         key = self.full_key(generation, suffix)
@@ -547,7 +646,7 @@ class Cache:
         self, endpoint: str, key: str, ttl: int, loader: Loader, generation: int
     ) -> None:
         async with self._refresh_slots:
-            if self._generation is not None and self._generation > generation:
+            if self._generation is not None and self._generation != generation:
                 # a refresh published meanwhile: nobody reads this key any more
                 metrics.CACHE_REFRESH.labels(endpoint, "superseded").inc()
                 return
@@ -556,6 +655,10 @@ class Cache:
                 outcome = await self._fill(key, ttl, loader)
             except asyncio.CancelledError:
                 raise
+            except GenerationMoved:
+                # a refresh published meanwhile: the next request reads the new generation
+                metrics.CACHE_REFRESH.labels(endpoint, "superseded").inc()
+                return
             except Exception as exc:  # noqa: BLE001 - the stale entry stays; next hit retries
                 metrics.CACHE_REFRESH.labels(endpoint, "error").inc()
                 log.info("background refresh of %s failed: %s", key, exc)
@@ -567,9 +670,10 @@ class Cache:
     # -- Postgres down: the previous generation -------------------------------------------------
 
     async def _previous_generation(self, generation: int, suffix: str, ttl: int) -> Outcome | None:
-        if generation <= 0:
+        previous = self._previous
+        if previous is None or previous == generation:
             return None
-        key = self.full_key(generation - 1, suffix)
+        key = self.full_key(previous, suffix)
         item = self._local_get(key)
         if item is not None:
             return Outcome(item.entry, "stale", "memory")

@@ -33,6 +33,7 @@ import asyncpg
 
 from api import metrics
 from api.errors import ServiceUnavailable
+from pricecat.generation import GenerationMoved, read_build, read_generation
 
 log = logging.getLogger("api.db")
 
@@ -239,13 +240,28 @@ class Database:
             finally:
                 self._in_use -= 1
 
-    async def session(self, name: str, work: Callable[[Session], Awaitable[T]]) -> T:
+    async def session(
+        self,
+        name: str,
+        work: Callable[[Session], Awaitable[T]],
+        generation: int | None = None,
+    ) -> T:
         """Run ``work`` with one pooled connection (one acquisition for all of its statements);
-        retried once, on a fresh acquisition, if a statement raced a schema swap."""
+        retried once, on a fresh acquisition, if a statement raced a schema swap.
+
+        ``generation``: the build the answer is for (its cache key's generation). The build id
+        is re-read on the same connection after ``work``; a different one raises
+        ``GenerationMoved``. The key's generation was read before ``work`` began and build ids
+        never come back, so an unchanged id proves that every statement read that one build."""
         for attempt in (1, 2):
             try:
                 async with self.connection(name) as conn:
-                    return await work(Session(conn))
+                    result = await work(Session(conn))
+                    if generation is not None:
+                        found = await read_generation(conn)
+                        if found != generation:
+                            raise GenerationMoved(generation, found)
+                    return result
             except RETRYABLE as exc:
                 if attempt == 2:
                     raise DatabaseUnavailable(
@@ -266,3 +282,42 @@ class Database:
 
     async def fetchval(self, name: str, sql: str, *args: Any) -> Any:
         return await self.session(name, lambda s: s.fetchval(name, sql, *args))
+
+
+class GenerationReader:
+    """Reads the published build id (the data generation) on a connection of its own, outside
+    the pool: the once-a-second check never queues behind a saturated pool and answers within
+    ``timeout`` or raises ``DatabaseUnavailable`` (the cache then keeps its last generation)."""
+
+    def __init__(self, dsn: str, timeout: float = 1.0) -> None:
+        self.dsn = dsn
+        self.timeout = timeout
+        self._conn: asyncpg.Connection | None = None
+        self._lock = asyncio.Lock()
+
+    async def read(self) -> tuple[int, int | None]:
+        """(published build id, the build it replaced)."""
+        async with self._lock:
+            try:
+                if self._conn is None or self._conn.is_closed():
+                    self._conn = await asyncpg.connect(
+                        self.dsn,
+                        timeout=self.timeout,
+                        server_settings={
+                            "application_name": "pricecat-api-generation",
+                            "default_transaction_read_only": "on",
+                        },
+                    )
+                return await asyncio.wait_for(read_build(self._conn), self.timeout)
+            except (*UNAVAILABLE, asyncpg.PostgresError) as exc:
+                await self._drop()
+                raise DatabaseUnavailable("The database is unavailable") from exc
+
+    async def _drop(self) -> None:
+        conn, self._conn = self._conn, None
+        if conn is not None:
+            conn.terminate()
+
+    async def close(self) -> None:
+        async with self._lock:
+            await self._drop()

@@ -23,6 +23,9 @@ from api.errors import RateLimited
 
 COMPRESSIBLE = ("application/json", "text/", "application/javascript", "image/svg+xml")
 EXPOSED_HEADERS = "ETag, X-Cache, Retry-After"
+#: max-age of an answer that is not fresh (served while it is revalidated, or the previous
+#: generation's entry): downstream caches keep it seconds, never a full TTL
+STALE_MAX_AGE = 5
 _STATIC_GZIP: dict[tuple[str, int, str], bytes] = {}
 
 
@@ -82,7 +85,8 @@ def cached_response(request: Request, outcome: Outcome) -> HTTPResponse:
         return HTTPResponse(
             entry.body, status=entry.status, headers=headers, content_type="application/json"
         )
-    headers["Cache-Control"] = f"public, max-age={entry.ttl}"
+    fresh = outcome.result != "stale" and entry.is_fresh()
+    headers["Cache-Control"] = f"public, max-age={entry.ttl if fresh else STALE_MAX_AGE}"
     use_gzip = len(entry.body) > GZIP_MIN_BYTES and accepts_gzip(request)
     etag = entry.etag if not use_gzip else entry.etag[:-1] + '-gzip"'
     headers["ETag"] = etag

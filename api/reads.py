@@ -2,8 +2,11 @@
 the queries and renders the JSON body. Routes call these; these call api/queries.
 
 Each loader runs all statements of its miss on one pooled connection (``Database.session``):
-a miss queues for the pool once. Each passes ``db.saturated`` so that, while the pool is
-saturated, a miss is answered from the previous generation's entry (see api/cache.py).
+a miss queues for the pool once. Each passes the generation of the key it fills
+(``LOAD_GENERATION``), so the session proves its statements read that one build (a publish in
+between raises ``GenerationMoved`` and the cache loads again under the new generation). Each
+passes ``db.saturated`` so that, while the pool is saturated, a miss is answered from the
+previous generation's entry (see api/cache.py).
 Catalog totals are memoized per generation and filter set
 (``TotalsMemo``), so another page or sort of known filters runs only the page query."""
 
@@ -59,14 +62,16 @@ async def catalog_page(cache: Cache, db: Database, query: CatalogQuery) -> Outco
         offset = (query.page - 1) * query.page_size
         generation = LOAD_GENERATION.get()  # the generation of the key being filled
         memo_key = (
-            None  # Redis down: no generation to scope the memo by, count every time
+            None  # no generation known (Postgres unreachable at start): count every time
             if generation is None
             else (cache.namespace, generation, f.availability, f.min_price, f.max_price,
                   f.categories, f.q)
         )
         known = _TOTALS.get(memo_key) if memo_key is not None else None
         listing = await db.session(
-            "catalog", lambda s: catalog.catalog_listing(s, f, query.page_size, offset, known)
+            "catalog",
+            lambda s: catalog.catalog_listing(s, f, query.page_size, offset, known),
+            generation,
         )
         if memo_key is not None:
             _TOTALS.put(memo_key, (listing["total"], listing["total_estimate"]))
@@ -84,7 +89,9 @@ async def catalog_page(cache: Cache, db: Database, query: CatalogQuery) -> Outco
 
 async def product(cache: Cache, db: Database, slug: str) -> Outcome:
     async def load() -> tuple[int, bytes]:
-        found = await db.session("product", lambda s: products.product(s, slug))
+        found = await db.session(
+            "product", lambda s: products.product(s, slug), LOAD_GENERATION.get()
+        )
         if found is None:
             return 404, error_body(
                 "not_found", f"No product with slug '{slug}'", {"parameter": "slug", "value": slug}
@@ -98,14 +105,20 @@ async def suggestions(cache: Cache, db: Database, query: SuggestQuery) -> Outcom
     key = f"suggest:{query.q}:{query.availability}:{query.limit}"
 
     async def load() -> tuple[int, bytes]:
-        return 200, dumps({"items": await suggest.suggest(db, query)})
+        items = await db.session(
+            "suggest", lambda s: suggest.suggest(s, query), LOAD_GENERATION.get()
+        )
+        return 200, dumps({"items": items})
 
     return await cache.get_or_load("suggest", key, TTL_SUGGEST, load, db.saturated)
 
 
 async def category_list(cache: Cache, db: Database) -> Outcome:
     async def load() -> tuple[int, bytes]:
-        return 200, dumps({"items": await categories.categories(db)})
+        items = await db.session(
+            "categories", lambda s: categories.categories(s), LOAD_GENERATION.get()
+        )
+        return 200, dumps({"items": items})
 
     return await cache.get_or_load(
         "categories", "categories:list", TTL_CATEGORIES, load, db.saturated
@@ -114,6 +127,9 @@ async def category_list(cache: Cache, db: Database) -> Outcome:
 
 async def recent(cache: Cache, db: Database, limit: int) -> Outcome:
     async def load() -> tuple[int, bytes]:
-        return 200, dumps({"items": await snapshots.recent_snapshots(db, limit)})
+        items = await db.session(
+            "recent", lambda s: snapshots.recent_snapshots(s, limit), LOAD_GENERATION.get()
+        )
+        return 200, dumps({"items": items})
 
     return await cache.get_or_load("recent", f"recent:{limit}", TTL_RECENT, load, db.saturated)

@@ -139,7 +139,14 @@ class Check(BaseModel):
 
 
 class Ready(BaseModel):
-    status: str = Field(description="'ready'")
+    status: str = Field(
+        description="'ready', or 'degraded' when Redis is unreachable (answers then come "
+        "straight from Postgres: still ready for traffic)"
+    )
+    generation: int | None = Field(
+        description="Id of the published build the API reads (catalog_build_info.build_id); "
+        "cache keys embed it"
+    )
     checks: dict[str, Check]
     data_age_seconds: float | None
     data_as_of: str | None

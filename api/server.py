@@ -7,7 +7,8 @@ them into handlers (``Database``, ``Cache``); ``after_server_stop`` closes them.
 
 Tuning knobs beyond Settings (env, all optional; see api/README.md "Env knobs"):
 API_DB_POOL_MIN (2), API_DB_POOL_MAX (16) per worker; API_DB_ACQUIRE_TIMEOUT (10 s);
-API_REDIS_MAX_CONNECTIONS (256) per worker, API_REDIS_POOL_TIMEOUT (5 s);
+API_REDIS_MAX_CONNECTIONS (256) per worker, API_REDIS_POOL_TIMEOUT (5 s), API_REDIS_TIMEOUT
+(0.1 s: connect and reply timeout of one Redis call);
 API_GENERATION_CHECK_SECONDS (1.0; 0 = read the generation on every request);
 API_LOCAL_CACHE_ENTRIES (10000; 0 disables the in-process layer), API_LOCAL_CACHE_MB (64);
 API_CACHE_STALE_SECONDS (600); API_BACKLOG (2048, `pricecat serve` only); API_ACCESS_LOG (0);
@@ -47,6 +48,9 @@ class ApiOptions:
     db_acquire_timeout: float = 10.0
     redis_max_connections: int = 256
     redis_pool_timeout: float = 5.0
+    #: connect and reply timeout of one Redis call: a Redis that accepts connections but never
+    #: answers costs a request at most this (then the breaker skips Redis for a second)
+    redis_timeout: float = 0.1
     generation_check_seconds: float = 1.0
     local_cache_entries: int = 10_000
     local_cache_mb: float = 64.0
@@ -65,6 +69,7 @@ class ApiOptions:
             db_acquire_timeout=env_float("API_DB_ACQUIRE_TIMEOUT", 10.0),
             redis_max_connections=env_int("API_REDIS_MAX_CONNECTIONS", 256),
             redis_pool_timeout=env_float("API_REDIS_POOL_TIMEOUT", 5.0),
+            redis_timeout=env_float("API_REDIS_TIMEOUT", 0.1),
             generation_check_seconds=env_float("API_GENERATION_CHECK_SECONDS", 1.0),
             local_cache_entries=env_int("API_LOCAL_CACHE_ENTRIES", 10_000),
             local_cache_mb=env_float("API_LOCAL_CACHE_MB", 64.0),
@@ -98,6 +103,8 @@ def validate(settings: Settings, options: ApiOptions) -> None:
         raise ConfigError("API_REDIS_MAX_CONNECTIONS must be >= 1")
     if options.db_acquire_timeout <= 0 or options.redis_pool_timeout <= 0:
         raise ConfigError("API_DB_ACQUIRE_TIMEOUT and API_REDIS_POOL_TIMEOUT must be > 0")
+    if not 0 < options.redis_timeout <= 10:
+        raise ConfigError("API_REDIS_TIMEOUT must be > 0 and <= 10 (seconds)")
     if options.local_cache_entries < 0 or options.local_cache_mb < 0:
         raise ConfigError("API_LOCAL_CACHE_ENTRIES and API_LOCAL_CACHE_MB must be >= 0")
     if options.cache_stale_seconds < 0:
@@ -116,7 +123,7 @@ def create_app(
 
     from api import metrics
     from api.cache import Cache, CacheOptions
-    from api.db import Database, PoolOptions
+    from api.db import Database, GenerationReader, PoolOptions
     from api.errors import JsonErrorHandler
     from api.http import ApiRequest, Cors, RateLimiter, gzip_response
     from api.routes import catalog, images, meta, ops, products, search, web
@@ -204,14 +211,13 @@ def create_app(
             settings.redis_url,
             max_connections=options.redis_max_connections,
             timeout=options.redis_pool_timeout,
-            # a refused connection (Redis down) fails at once; a slow connect under load is
-            # not an outage (0.5 s here tripped the breaker and sent requests to Postgres)
-            socket_connect_timeout=2.0,
-            # generous: under 1,000 connections a busy event loop delays reads; a timeout here
-            # would mark Redis down and send every request to Postgres
-            socket_timeout=5.0,
+            # short: a Redis that accepts connections and never answers (a hung host, a dead
+            # route) costs a request at most this; the breaker then skips Redis for a second
+            socket_connect_timeout=options.redis_timeout,
+            socket_timeout=options.redis_timeout,
         )
         app.ctx.redis = Redis(connection_pool=pool)
+        app.ctx.generation_reader = GenerationReader(settings.api_database_url)
         # a load may queue for the pool, then run up to 3 statements: the lock covers that
         lock_ms = int(options.db_acquire_timeout * 1000 + 2 * settings.statement_timeout_ms + 1000)
         app.ctx.cache = Cache(
@@ -225,6 +231,7 @@ def create_app(
                 lock_ms=lock_ms,
                 refresh_concurrency=max(1, options.db_pool_max // 4),
             ),
+            generation_source=app.ctx.generation_reader.read,
         )
 
     @app.after_server_start
@@ -305,6 +312,9 @@ async def _close_pools(app: Sanic[Any, Any]) -> None:
             await redis.connection_pool.disconnect()
         except Exception as exc:  # noqa: BLE001 - shutting down anyway
             log.info("closing redis: %s", exc)
+    reader = getattr(app.ctx, "generation_reader", None)
+    if reader is not None:
+        await reader.close()
     db = getattr(app.ctx, "db", None)
     if db is not None:
         await db.close()

@@ -8,12 +8,13 @@
             max(scraped_at) / data age.
 4. build    drop + create `catalog_build`, `dbt build` (seeds, models, data + unit tests) into it.
             Any failing node fails the flow, names the node in the log and in refresh_runs.error,
-            and leaves `catalog` and the Redis generation untouched.
+            and leaves `catalog` (and with it the data generation) untouched.
 5. publish  one short transaction (lock_timeout, retried): grant the API role, rename `catalog`
             to `catalog_old_<stamp>`, rename `catalog_build` to `catalog`; then drop the old schema
             in a separate statement (lock_timeout; if it cannot get the lock the next run drops it).
-6. turnover bump the Redis data generation (Redis down: warning, caches age out by TTL), record
-            rows per mart, step timings and status 'published'.
+6. record   the published build id (`catalog.catalog_build_info.build_id`, the API's data
+            generation: the swap itself turns the API caches over, Redis plays no part), rows
+            per mart, step timings and status 'published'.
 
 Readers survive the swap: a schema rename takes no table lock and resets every cached plan, and
 the API's asyncpg queries run outside explicit transactions, where asyncpg re-prepares a statement
@@ -49,12 +50,11 @@ from prefect.client.schemas.objects import State, TaskRun
 from prefect.runtime import flow_run as runtime_flow_run
 from prefect.states import Completed
 from prefect.tasks import Task
-from redis.asyncio import Redis
 
 from pricecat import migrate
 from pricecat.config import API_ROLE, BUILD_SCHEMA, OPS_SCHEMA, PUBLISHED_SCHEMA, Settings
 from pricecat.dbt import PROJECT_DIR, dbt_command, dbt_env
-from pricecat.generation import bump_generation
+from pricecat.generation import read_generation
 from pricecat.priority import (
     BUILD_APPLICATION_NAME,
     BackendRenicer,
@@ -133,7 +133,7 @@ def is_transient(exc: BaseException) -> bool:
         return getattr(exc, "sqlstate", None) in TRANSIENT_SQLSTATES
     if isinstance(exc, asyncpg.exceptions.ConnectionDoesNotExistError):
         return True
-    # ConnectionRefusedError, ConnectionResetError, socket timeouts (asyncpg.connect, redis)
+    # ConnectionRefusedError, ConnectionResetError, socket timeouts (asyncpg.connect)
     return isinstance(exc, OSError | TimeoutError)
 
 
@@ -539,23 +539,15 @@ async def drop_old_schema(settings: Settings, name: str) -> bool:
         await conn.close()
 
 
-@task(name="bump-generation", **TASK_OPTIONS)
-async def bump_cache_generation(settings: Settings) -> int | None:
-    """INCR the Redis data generation so API caches turn over; Redis down is only a warning."""
-    logger = get_run_logger()
-    redis = Redis.from_url(settings.redis_url, socket_connect_timeout=3, socket_timeout=3)
+@task(name="read-generation", retries=3, retry_delay_seconds=RETRY_DELAYS, **TASK_OPTIONS)
+async def published_generation(settings: Settings) -> int:
+    """The build id now published: the data generation the API keys its caches by."""
+    conn = await _connect(settings)
     try:
-        generation = await bump_generation(redis, settings.cache_namespace)
-    except Exception as exc:
-        logger.warning(
-            "Redis unavailable, generation not bumped (%s): data is published, API caches "
-            "turn over when their TTLs expire",
-            exc,
-        )
-        return None
+        generation = await read_generation(conn)
     finally:
-        await redis.aclose()
-    logger.info("cache generation is now %s (%s)", generation, settings.cache_namespace)
+        await conn.close()
+    get_run_logger().info("published build (data generation) %s", generation)
     return generation
 
 
@@ -697,9 +689,7 @@ async def refresh_catalog() -> dict[str, Any] | State[Any]:
             await drop_old_schema(settings, old_schema)
         timings["drop_old"] = round(time.monotonic() - step, 3)
 
-        step = time.monotonic()
-        generation = await bump_cache_generation(settings)
-        timings["bump_generation"] = round(time.monotonic() - step, 3)
+        generation = await published_generation(settings)
 
         rows = await count_mart_rows(settings)
         duration = round(time.monotonic() - started, 3)
@@ -737,7 +727,7 @@ async def refresh_catalog() -> dict[str, Any] | State[Any]:
             except Exception as log_exc:
                 logger.error("could not record the failure in refresh_runs: %s", log_exc)
             logger.error(
-                "refresh run %s %s; %s.%s and the cache generation are unchanged: %s",
+                "refresh run %s %s; %s.%s and the data generation are unchanged: %s",
                 run_id, status, PUBLISHED_SCHEMA, "*", exc,
             )
         raise

@@ -111,6 +111,25 @@ def dbt_build_into(settings: Settings, schema: str = "catalog") -> None:
     asyncio.run(grant())
 
 
+def publish_new_build(settings: Settings, schema: str = "catalog") -> int:
+    """Give the build in `schema` a new id from the build sequence, as a publish would: the API
+    sees a new data generation (the data itself is unchanged). Returns the new id."""
+
+    async def go() -> int:
+        conn = await asyncpg.connect(settings.database_url)
+        try:
+            value = await conn.fetchval(
+                f"update {schema}.catalog_build_info "  # noqa: S608 - test-owned constant
+                "set previous_build_id = build_id, build_id = nextval('catalog_ops.build_ids') "
+                "returning build_id"
+            )
+            return int(value)
+        finally:
+            await conn.close()
+
+    return asyncio.run(go())
+
+
 def fetch(settings: Settings, sql: str, *args: Any) -> list[asyncpg.Record]:
     async def go() -> list[asyncpg.Record]:
         conn = await asyncpg.connect(settings.database_url)

@@ -7,6 +7,7 @@ from typing import TypedDict
 from api.db import Database
 from api.encoding import timestamp
 from api.queries import load_sql
+from pricecat.generation import GENERATION_SQL
 
 READ_MODELS_SQL = load_sql("read_models")
 DATA_AGE_SQL = load_sql("data_age")
@@ -33,3 +34,12 @@ async def data_age(db: Database) -> DataAge:
         published_at=timestamp(r["published_at"]),
         age_seconds=None if age is None else round(float(age), 3),
     )
+
+
+async def generation(db: Database) -> tuple[int, int | None]:
+    """(published build id, the build it replaced) from catalog_build_info."""
+    row = await db.fetchrow("generation", GENERATION_SQL)
+    if row is None:
+        return 0, None
+    previous = row["previous_build_id"]
+    return int(row["build_id"]), None if previous is None else int(previous)

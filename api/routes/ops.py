@@ -39,11 +39,14 @@ async def _check_redis(cache: Cache) -> tuple[bool, str | None]:
 
 
 @apply(
-    openapi.summary("Readiness: Postgres and Redis reachable, read models present, data age"),
+    openapi.summary("Readiness: can this instance answer? Postgres, read models, Redis, data age"),
     openapi.description(
-        "200 when everything is reachable; 503 in the error shape otherwise, with the checks "
-        "in details. data_age_seconds = now - newest snapshot of the published data (last "
-        "published refresh run, else the newest scrape in the marts)."
+        "200 while the API can answer: Postgres reachable and the read models published. "
+        "Redis unreachable is not a reason to pull the instance (answers then come straight "
+        "from Postgres): status 'degraded' with checks.redis.ok false, still 200. 503 in the "
+        "error shape only when Postgres is unreachable or no read models are published, with "
+        "the checks in details. data_age_seconds = now - newest snapshot of the published data "
+        "(last published refresh run, else the newest scrape in the marts)."
     ),
     openapi.tag("ops"),
     openapi.response(200, json_of(schemas.Ready), "Ready"),
@@ -55,6 +58,7 @@ async def readyz(request: Request, db: Database, cache: Cache) -> HTTPResponse:
     redis_ok, redis_detail = await _check_redis(cache)
     checks["redis"] = {"ok": redis_ok, "detail": redis_detail}
     age: dict[str, Any] = {"data_as_of": None, "published_at": None, "age_seconds": None}
+    generation: int | None = None
     try:
         missing = await health.missing_read_models(db)
         checks["postgres"] = {"ok": True, "detail": None}
@@ -63,6 +67,8 @@ async def readyz(request: Request, db: Database, cache: Cache) -> HTTPResponse:
             "detail": ("missing: " + ", ".join(missing)) if missing else None,
         }
         if not missing:
+            generation, previous = await health.generation(db)
+            cache.observe_generation(generation, previous)
             age = dict(await health.data_age(db))
             if age["age_seconds"] is not None:
                 metrics.DATA_AGE.set(age["age_seconds"])
@@ -73,14 +79,17 @@ async def readyz(request: Request, db: Database, cache: Cache) -> HTTPResponse:
         checks["postgres"] = {"ok": True, "detail": None}
         checks["read_models"] = {"ok": False, "detail": type(exc).__name__}
     body = {
+        "generation": generation,
         "checks": checks,
         "data_age_seconds": age["age_seconds"],
         "data_as_of": age["data_as_of"],
         "published_at": age["published_at"],
     }
-    if all(c["ok"] for c in checks.values()):
+    # Redis is an accelerator: without it every answer comes from Postgres
+    if checks["postgres"]["ok"] and checks["read_models"]["ok"]:
+        status = "ready" if redis_ok else "degraded"
         return HTTPResponse(
-            dumps({"status": "ready", **body}), content_type="application/json",
+            dumps({"status": status, **body}), content_type="application/json",
             headers={"Cache-Control": "no-store"},
         )
     failing = [name for name, c in checks.items() if not c["ok"]]

@@ -3,7 +3,6 @@ fixture database (marts built by dbt) and the shared Redis under a per-server na
 
 from __future__ import annotations
 
-import asyncio
 import os
 import re
 import secrets
@@ -21,7 +20,7 @@ import pytest
 from redis import Redis
 
 from pricecat.config import Settings
-from pricecat.generation import bump_generation
+from tests.helpers import publish_new_build
 
 REPO_ROOT = Path(__file__).resolve().parents[2]
 PRICECAT = REPO_ROOT / ".venv" / "bin" / "pricecat"
@@ -49,18 +48,10 @@ class ApiServer:
             return c.get(path, **kwargs)  # type: ignore[arg-type]
 
     def bump_generation(self) -> int:
-        """A fresh key space (as after a refresh): the next request of any key is a miss."""
-
-        async def go() -> int:
-            from redis.asyncio import Redis as AsyncRedis
-
-            r = AsyncRedis.from_url(self.settings.redis_url)
-            try:
-                return await bump_generation(r, self.settings.cache_namespace)
-            finally:
-                await r.aclose()
-
-        return asyncio.run(go())
+        """A fresh key space, as after a publish: the published build gets a new id (the data
+        stays), so the next request of any key is a miss. Affects every server on this
+        database."""
+        return publish_new_build(self.settings)
 
     def metrics(self) -> dict[tuple[str, frozenset[tuple[str, str]]], float]:
         return parse_metrics(self.get("/metrics").text)

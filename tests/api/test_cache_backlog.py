@@ -5,7 +5,8 @@ revalidation is dropped; a queued one whose generation was superseded never quer
 refresh task does not carry the request's context.
 
 The Cache object here talks to the real local Redis (own namespace); the loaders are plain async
-functions standing in for the SQL (they count calls and block on an event)."""
+functions standing in for the SQL (they count calls and block on an event), and the generation
+source is a plain counter standing in for the published build id."""
 
 from __future__ import annotations
 
@@ -19,7 +20,6 @@ from redis.asyncio import Redis
 
 from api.cache import Cache, CacheOptions, Entry
 from pricecat.config import Settings
-from pricecat.generation import generation_key
 
 REQUEST: contextvars.ContextVar[str] = contextvars.ContextVar("REQUEST")
 
@@ -35,15 +35,22 @@ async def _scenario(redis_url: str) -> dict[str, object]:
     redis = Redis.from_url(redis_url)
     namespace = f"pricecat-test-backlog-{secrets.token_hex(4)}"
     endpoint = f"backlog{secrets.token_hex(2)}"
+    build = [41]
+
+    async def published_build() -> tuple[int, int | None]:
+        return build[0], None
+
     cache = Cache(
         redis, namespace,
         CacheOptions(refresh_concurrency=1, refresh_backlog=2, generation_check_seconds=0),
+        generation_source=published_build,
     )
     gate = asyncio.Event()
     calls: list[str] = []
     seen_request: list[str | None] = []
     try:
-        generation = int(await redis.incr(generation_key(namespace)))
+        generation = await cache.generation()
+        assert generation == 41
         # ten soft-expired entries in Redis: each lookup answers at once and asks for a refresh
         stale = Entry(200, b'{"old": true}', 60, fresh_until=time.time() - 1)
         for i in range(10):
@@ -67,8 +74,8 @@ async def _scenario(redis_url: str) -> dict[str, object]:
         running_calls = list(calls)
 
         # a refresh publishes: the two waiting refreshes are for keys nobody reads any more
-        await redis.incr(generation_key(namespace))
-        assert await cache.generation() == generation + 1
+        build[0] = 57
+        assert await cache.generation() == 57
         gate.set()
         for _ in range(100):
             if not cache._refreshing:

@@ -7,10 +7,8 @@ import os
 from collections.abc import Iterator
 
 import pytest
-import redis
 
 from pricecat.config import Settings
-from pricecat.generation import generation_key
 from tests import helpers
 
 
@@ -33,8 +31,5 @@ def flow_settings(base_settings: Settings) -> Iterator[Settings]:
         helpers.load_rows(settings, ROWS)
         yield settings
     finally:
-        client = redis.Redis.from_url(settings.redis_url)
-        client.delete(generation_key(settings.cache_namespace))
-        client.close()
         if not os.environ.get("PRICECAT_KEEP_TEST_DB"):
             helpers.drop_database(settings)
