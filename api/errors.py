@@ -123,14 +123,16 @@ class JsonErrorHandler(ErrorHandler):
             log.debug("client went away: %s", _safe_url(request))
             return error_response(CLIENT_CLOSED, "client_closed_request", "Client went away")
         if isinstance(exception, ApiError):
+            headers = dict(exception.headers or {})
             if exception.status_code >= 500:
                 _log_5xx(request, exception)
+                headers["X-Request-ID"] = _request_id(request)
             return error_response(
                 exception.status_code,
                 exception.code,
                 str(exception.message),
                 exception.details,
-                dict(exception.headers or {}),
+                headers,
             )
         if isinstance(exception, SanicException):
             status = int(exception.status_code or 500)
@@ -150,8 +152,14 @@ class JsonErrorHandler(ErrorHandler):
                 details["path"] = request.path
             return error_response(status, code, message, details, headers)
         # a bug: log the traceback server-side, answer generically
-        log.error("unhandled error on %s", _safe_url(request), exc_info=exception)
-        return error_response(500, "internal_error", "Internal server error")
+        request_id = _request_id(request)
+        log.error(
+            "500 internal_error on %s (request %s)", _safe_url(request), request_id,
+            exc_info=exception,
+        )
+        return error_response(
+            500, "internal_error", "Internal server error", headers={"X-Request-ID": request_id}
+        )
 
 
 def _log_5xx(request: Request | None, exception: ApiError) -> None:
@@ -164,9 +172,18 @@ def _log_5xx(request: Request | None, exception: ApiError) -> None:
     cause = exception.__cause__
     why = f"{type(cause).__name__}: {cause}" if cause is not None else "-"
     log.warning(
-        "%s %s on %s (cause %s)", exception.status_code, exception.code, _safe_url(request),
-        why[:300],
+        "%s %s on %s (request %s, cause %s)", exception.status_code, exception.code,
+        _safe_url(request), _request_id(request), why[:300],
     )
+
+
+def _request_id(request: Request | None) -> str:
+    """Sanic's request id (the client's X-Request-ID when it sent one, else a new UUID): in the
+    5xx log line and the response header, so a report can be matched to its line."""
+    try:
+        return str(request.id) if request is not None else "-"
+    except Exception:  # noqa: BLE001 - logging must not raise
+        return "-"
 
 
 def _client_message(status: int, exception: SanicException) -> str:

@@ -59,6 +59,8 @@ class ApiOptions:
     #: dropped SYN is retried after 1, 3, 7 s... (seen as timeouts by the clients)
     backlog: int = 2048
     access_log: bool = False
+    #: api.* log lines: "plain" text or "json" (one object per line)
+    log_format: str = "plain"
     web_dist: Path = field(default_factory=lambda: REPO_ROOT / "web" / "dist")
 
     @classmethod
@@ -76,6 +78,7 @@ class ApiOptions:
             cache_stale_seconds=env_int("API_CACHE_STALE_SECONDS", 600),
             backlog=env_int("API_BACKLOG", 2048),
             access_log=os.environ.get("API_ACCESS_LOG", "0") not in ("", "0", "false"),
+            log_format=os.environ.get("LOG_FORMAT", "plain").strip().lower() or "plain",
             web_dist=Path(os.environ.get("WEB_DIST_DIR") or REPO_ROOT / "web" / "dist"),
         )
 
@@ -111,6 +114,8 @@ def validate(settings: Settings, options: ApiOptions) -> None:
         raise ConfigError("API_CACHE_STALE_SECONDS must be >= 0")
     if options.backlog < 1:
         raise ConfigError("API_BACKLOG must be >= 1")
+    if options.log_format not in ("plain", "json"):
+        raise ConfigError(f"LOG_FORMAT must be plain or json (got {options.log_format!r})")
 
 
 def create_app(
@@ -134,6 +139,9 @@ def create_app(
     if not isinstance(options, ApiOptions):
         options = ApiOptions.from_env()
     validate(settings, options)
+    from api import logs
+
+    logs.configure(options.log_format)  # runs in every worker process
 
     app = Sanic("pricecat", error_handler=JsonErrorHandler(), request_class=ApiRequest)
     app.config.update(
@@ -373,6 +381,9 @@ def serve(
 
     options = ApiOptions.from_env()
     validate(settings, options)
+    from api import logs
+
+    logs.configure(options.log_format)
     if workers < 1:
         raise ConfigError("--workers must be >= 1")
     if not _probe_database(settings):
