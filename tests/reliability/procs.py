@@ -77,6 +77,17 @@ class RedisServer:
         self.service = None
         wait_until(lambda: not port_open(self.port), 10, what="redis port closed")
 
+    def __enter__(self) -> RedisServer:
+        try:
+            self.start()
+        except BaseException:
+            self.stop()
+            raise
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.stop()
+
 
 # ------------------------------------------------------------------------------- postgres proxy
 
@@ -359,12 +370,19 @@ class ApiServer:
         if not os.environ.get("PRICECAT_KEEP_LOGS"):
             shutil.rmtree(self.logdir, ignore_errors=True)
 
+    def __enter__(self) -> ApiServer:
+        try:
+            self.start()
+        except BaseException:
+            self.stop()
+            raise
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.stop()
+
 
 @contextlib.contextmanager
 def running_api(env: Mapping[str, str], workers: int = 1, name: str = "api") -> Iterator[ApiServer]:
-    server = ApiServer(env, workers=workers, name=name)
-    try:
-        server.start()
+    with ApiServer(env, workers=workers, name=name) as server:
         yield server
-    finally:
-        server.stop()
