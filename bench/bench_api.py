@@ -41,7 +41,6 @@ import random
 import re
 import shlex
 import shutil
-import signal
 import subprocess
 import sys
 import tempfile
@@ -59,12 +58,12 @@ import httpx
 from redis.asyncio import Redis
 
 from api.server import ApiOptions
-from bench.common import fold, free_port
+from bench.common import fold, percentile
+from bench.procs import PRICECAT, REPO_ROOT, Service, ServiceError, free_port
+from bench.prom import scrape
 from pricecat.config import API_ROLE, Settings, with_user
 from pricecat.generation import bump_generation, get_generation
 
-REPO_ROOT = Path(__file__).resolve().parent.parent
-PRICECAT = str(Path(sys.executable).parent / "pricecat")
 LUA_SCRIPT = REPO_ROOT / "bench" / "lua" / "mix.lua"
 DOCS = REPO_ROOT / "docs" / "BENCHMARKS.md"
 GENERATION_CHECK_SECONDS = 1.0  # the API's default API_GENERATION_CHECK_SECONDS
@@ -230,28 +229,17 @@ def write_paths(reqs: list[Req], path: Path) -> None:
 
 @dataclass
 class Server:
-    name: str
-    proc: subprocess.Popen[bytes]
+    service: Service
     base: str
-    log_path: Path
 
     def stop(self) -> None:
-        if self.proc.poll() is None:
-            with contextlib.suppress(ProcessLookupError):
-                os.killpg(self.proc.pid, signal.SIGTERM)
-            try:
-                self.proc.wait(timeout=30)
-            except subprocess.TimeoutExpired:
-                with contextlib.suppress(ProcessLookupError):
-                    os.killpg(self.proc.pid, signal.SIGKILL)
-                self.proc.wait()
+        self.service.stop(timeout=30)
 
     def log_findings(self) -> dict[str, Any]:
-        text = self.log_path.read_text(errors="replace") if self.log_path.exists() else ""
         kinds: dict[str, int] = {}
         first: list[str] = []
         lines = 0
-        for line in text.splitlines():
+        for line in self.service.log().splitlines():
             if line.startswith((" ", "Traceback", "The above exception", "During handling")) \
                     or not re.search(
                 r"error|exception|warning|cancelled|unavailable", line, re.I
@@ -270,55 +258,33 @@ class Server:
 
 def start(name: str, cmd: list[str], env: dict[str, str], port: int, workdir: Path,
           ready_path: str) -> Server:
-    log_path = workdir / f"{name}.log"
-    with log_path.open("wb") as fh:
-        proc = subprocess.Popen(cmd, env=env, cwd=REPO_ROOT, stdout=fh, stderr=subprocess.STDOUT,
-                                start_new_session=True)
-    server = Server(name, proc, f"http://127.0.0.1:{port}", log_path)
-    deadline = time.monotonic() + 180
-    while True:
-        try:
-            r = httpx.get(server.base + ready_path, timeout=5)
-            if r.status_code == 200:
-                return server
-        except httpx.HTTPError:
-            pass
-        if proc.poll() is not None or time.monotonic() > deadline:
-            server.stop()
-            tail = log_path.read_text(errors="replace")[-3000:]
-            raise SystemExit(f"bench_api: {name} did not become ready ({ready_path})\n{tail}")
-        time.sleep(0.5)
+    service = Service(name, cmd, workdir / f"{name}.log", env).start()
+    server = Server(service, f"http://127.0.0.1:{port}")
+    try:
+        service.wait_http(server.base + ready_path, timeout=180)
+    except ServiceError as exc:
+        server.stop()
+        raise SystemExit(f"bench_api: {exc}") from exc
+    return server
 
 
 # ----------------------------------------------------------------------------- metrics
-
-
-_CACHE_RE = re.compile(r'^pricecat_cache_requests_total\{([^}]*)\}\s+([0-9.eE+-]+)$')
-_DBERR_RE = re.compile(r'^pricecat_db_errors_total\{([^}]*)\}\s+([0-9.eE+-]+)$')
-_LABEL_RE = re.compile(r'(\w+)="([^"]*)"')
 
 
 def cache_counters(base: str) -> dict[tuple[str, str, str], float]:
     """(endpoint, result, layer) -> count from /metrics (all workers); database errors as
     ("db_error", query, kind)."""
     out: dict[tuple[str, str, str], float] = {}
-    try:
-        text = httpx.get(base + "/metrics", timeout=30).text
-    except httpx.HTTPError:
-        return out
-    for line in text.splitlines():
-        m = _CACHE_RE.match(line)
-        if m:
-            labels = dict(_LABEL_RE.findall(m.group(1)))
+    for (name, label_set), value in (scrape(base, timeout=30) or {}).items():
+        labels = dict(label_set)
+        if name == "pricecat_cache_requests_total":
             key = (labels.get("endpoint", "?"), labels.get("result", "?"),
                    labels.get("layer", "?"))
-        else:
-            m = _DBERR_RE.match(line)
-            if not m:
-                continue
-            labels = dict(_LABEL_RE.findall(m.group(1)))
+        elif name == "pricecat_db_errors_total":
             key = ("db_error", labels.get("query", "?"), labels.get("kind", "?"))
-        out[key] = out.get(key, 0.0) + float(m.group(2))
+        else:
+            continue
+        out[key] = out.get(key, 0.0) + value
     return out
 
 
@@ -429,15 +395,6 @@ async def current_generation(redis_url: str, namespace: str) -> int:
         await redis.aclose()
 
 
-def percentile(values: list[float], p: float) -> float:
-    if not values:
-        return float("nan")
-    s = sorted(values)
-    k = (len(s) - 1) * p / 100
-    lo, hi = int(k), min(int(k) + 1, len(s) - 1)
-    return s[lo] + (s[hi] - s[lo]) * (k - lo)
-
-
 async def uncached_latencies(base: str, maker: PathMaker, settings: Settings, samples: int,
                              category_samples: int, used: set[str]) -> dict[str, Any]:
     """Distinct never-requested URLs, one at a time, right after a new data generation."""
@@ -490,8 +447,8 @@ async def uncached_latencies(base: str, maker: PathMaker, settings: Settings, sa
     for label, ts in times.items():
         result[label] = {
             "n": len(ts),
-            "p50_ms": round(percentile(ts, 50), 1),
-            "p95_ms": round(percentile(ts, 95), 1),
+            "p50_ms": round(percentile(ts, 50), 1) if ts else None,
+            "p95_ms": round(percentile(ts, 95), 1) if ts else None,
             "max_ms": round(max(ts), 1) if ts else None,
             "not_miss": not_miss[label],
             "statuses": statuses[label],
@@ -985,7 +942,7 @@ def main(argv: list[str] | None = None) -> int:
     env.pop("PROMETHEUS_MULTIPROC_DIR", None)
     api = start("api", [PRICECAT, "serve", "--host", "127.0.0.1", "--port", str(port),
                         "--workers", str(args.workers)], env, port, workdir, "/readyz")
-    log(f"API ready on {api.base} (pid {api.proc.pid}), log {api.log_path}")
+    log(f"API ready on {api.base} (pid {api.service.pid}), log {api.service.log_path}")
     try:
         report["payload"] = asyncio.run(payload_sizes(api.base, settings.database_url))
         log(f"payload: {report['payload']}")
@@ -1024,7 +981,7 @@ def main(argv: list[str] | None = None) -> int:
                                               settings)
             report["metrics"]["hot"] = cache_delta(before, cache_counters(api.base))
             print_phase("hot", report["phases"]["hot"], report["metrics"]["hot"])
-        report["api_alive_after"] = api.proc.poll() is None
+        report["api_alive_after"] = api.service.alive()
         try:
             report["healthz_after"] = httpx.get(api.base + "/healthz", timeout=5).status_code
         except httpx.HTTPError as exc:

@@ -7,7 +7,6 @@ import math
 import os
 import platform
 import re
-import socket
 import unicodedata
 from collections.abc import Sequence
 from datetime import UTC, datetime
@@ -23,7 +22,9 @@ LOCK_PATH = Path("/tmp/pricecat-benchmarks-md.lock")
 
 
 def percentile(values: Sequence[float], p: float) -> float:
-    """Nearest-rank percentile (p in 0..100) of a non-empty sequence."""
+    """Nearest-rank percentile (p in 0..100) of a non-empty sequence: the smallest value with at
+    least p % of the values at or below it (always one of the values, no interpolation). The one
+    percentile definition of every benchmark (wrk's own latency percentiles are wrk's)."""
     if not values:
         raise ValueError("no values")
     ordered = sorted(values)
@@ -65,12 +66,6 @@ def replace_section(title: str, body: str, path: Path = BENCHMARKS_MD) -> None:
         else:
             text = text.rstrip("\n") + "\n\n" + section
         path.write_text(text)
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
 
 
 def fold(text: str) -> str:

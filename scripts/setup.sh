@@ -12,7 +12,7 @@ fi
 stamp=.venv/.pricecat-installed
 if [ ! -f "$stamp" ] || [ pyproject.toml -nt "$stamp" ] || [ requirements.lock -nt "$stamp" ]; then
     .venv/bin/pip install -q --upgrade pip
-    .venv/bin/pip install -q -c requirements.lock -e '.[dev]'
+    .venv/bin/pip install -q -c requirements.lock -e '.[api,refresh,dev]'
     touch "$stamp"
 fi
 

@@ -5,31 +5,18 @@ from __future__ import annotations
 import asyncio
 import os
 import secrets
-import socket
-import time
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import replace
 from typing import Any
 
 import asyncpg
 
+from bench.procs import wait_for_port as wait_for_port  # re-exported: tests/conftest.py
 from pricecat import migrate
 from pricecat.config import API_ROLE, Settings, parse_database_url, with_database, with_user
 from pricecat.seed import COLUMNS
 
 RAW_COLUMNS = COLUMNS
-
-
-def wait_for_port(host: str, port: int, timeout: float = 30.0) -> None:
-    deadline = time.monotonic() + timeout
-    while True:
-        try:
-            with socket.create_connection((host, port), timeout=1):
-                return
-        except OSError:
-            if time.monotonic() > deadline:
-                raise
-            time.sleep(0.2)
 
 
 def unique_db_name(prefix: str = "pricecat_test") -> str:

@@ -4,12 +4,7 @@ fixture database (marts built by dbt) and the shared Redis under a per-server na
 from __future__ import annotations
 
 import os
-import re
 import secrets
-import signal
-import socket
-import subprocess
-import time
 from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, replace
@@ -19,25 +14,19 @@ import httpx
 import pytest
 from redis import Redis
 
+from bench.procs import Service, free_port, pricecat_serve
+from bench.prom import Samples, metric_sum, parse_metrics
 from pricecat.config import Settings
 from tests.helpers import publish_new_build
 
-REPO_ROOT = Path(__file__).resolve().parents[2]
-PRICECAT = REPO_ROOT / ".venv" / "bin" / "pricecat"
 ALLOWED_ORIGIN = "http://allowed.example"
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
 
 
 @dataclass
 class ApiServer:
     url: str
     settings: Settings
-    proc: subprocess.Popen[bytes]
+    service: Service
     log_path: Path
 
     def client(self, **kwargs: object) -> httpx.Client:
@@ -53,30 +42,8 @@ class ApiServer:
         database."""
         return publish_new_build(self.settings)
 
-    def metrics(self) -> dict[tuple[str, frozenset[tuple[str, str]]], float]:
+    def metrics(self) -> Samples:
         return parse_metrics(self.get("/metrics").text)
-
-
-_SAMPLE = re.compile(r'^([a-zA-Z_:][a-zA-Z0-9_:]*)(?:\{(.*)\})?\s+(\S+)$')
-_LABEL = re.compile(r'(\w+)="((?:[^"\\]|\\.)*)"')
-
-
-def parse_metrics(text: str) -> dict[tuple[str, frozenset[tuple[str, str]]], float]:
-    out: dict[tuple[str, frozenset[tuple[str, str]]], float] = {}
-    for line in text.splitlines():
-        if not line or line.startswith("#"):
-            continue
-        m = _SAMPLE.match(line)
-        if m:
-            labels = frozenset(_LABEL.findall(m.group(2) or ""))
-            out[(m.group(1), labels)] = float(m.group(3))
-    return out
-
-
-def metric_sum(samples: dict[tuple[str, frozenset[tuple[str, str]]], float], name: str,
-               **labels: str) -> float:
-    want = set(labels.items())
-    return sum(v for (n, ls), v in samples.items() if n == name and want <= set(ls))
 
 
 @contextmanager
@@ -88,7 +55,6 @@ def run_server(
     env: dict[str, str] | None = None,
     cleanup: bool = True,
 ) -> Iterator[ApiServer]:
-    port = free_port()
     full_env = dict(os.environ)
     full_env.pop("PROMETHEUS_MULTIPROC_DIR", None)
     full_env.update(
@@ -106,50 +72,27 @@ def run_server(
         }
     )
     full_env.update(env or {})
-    log_path = log_dir / f"api-server-{port}.log"
-    with open(log_path, "wb") as log:
-        proc = subprocess.Popen(
-            [str(PRICECAT), "serve", "--host", "127.0.0.1", "--port", str(port),
-             "--workers", str(workers)],
-            env=full_env, stdout=log, stderr=subprocess.STDOUT, cwd=REPO_ROOT,
-            start_new_session=True,
-        )
-    server = ApiServer(f"http://127.0.0.1:{port}", settings, proc, log_path)
+    port = free_port()
+    service, url = pricecat_serve(log_dir / f"api-server-{port}.log", full_env, workers=workers,
+                                  port=port)
+    server = ApiServer(url, settings, service, service.log_path)
     try:
-        _wait_until_up(server, workers)
+        service.start()
+        service.wait_ready(lambda: _up(server, workers), 60, "/healthz and every worker's metrics")
         yield server
     finally:
-        _stop(proc)
+        service.stop()
         if cleanup:
             _delete_namespace(settings)
 
 
-def _wait_until_up(server: ApiServer, workers: int, timeout: float = 60.0) -> None:
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        if server.proc.poll() is not None:
-            raise AssertionError(f"server exited:\n{server.log_path.read_text()[-4000:]}")
-        try:
-            if server.get("/healthz").status_code == 200:
-                if workers == 1:
-                    return
-                samples = server.metrics()
-                if metric_sum(samples, "pricecat_worker_up") >= workers:
-                    return
-        except httpx.HTTPError:
-            pass
-        time.sleep(0.2)
-    raise AssertionError(f"server did not come up:\n{server.log_path.read_text()[-4000:]}")
-
-
-def _stop(proc: subprocess.Popen[bytes]) -> None:
-    if proc.poll() is None:
-        proc.send_signal(signal.SIGTERM)
-        try:
-            proc.wait(timeout=15)
-        except subprocess.TimeoutExpired:
-            os.killpg(proc.pid, signal.SIGKILL)  # our own process group (start_new_session)
-            proc.wait(timeout=5)
+def _up(server: ApiServer, workers: int) -> bool:
+    try:
+        if server.get("/healthz").status_code != 200:
+            return False
+        return workers == 1 or metric_sum(server.metrics(), "pricecat_worker_up") >= workers
+    except httpx.HTTPError:
+        return False
 
 
 def _delete_namespace(settings: Settings) -> None:

@@ -10,8 +10,10 @@ from pathlib import Path
 import httpx
 import pytest
 
+from bench.procs import PRICECAT, free_port
+from bench.prom import metric_sum, parse_metrics
 from pricecat.config import Settings
-from tests.api.conftest import ApiServer, metric_sum, parse_metrics, run_server, server_settings
+from tests.api.conftest import ApiServer, run_server, server_settings
 
 
 @pytest.fixture(scope="module")
@@ -99,13 +101,11 @@ def test_serve_fails_fast_on_a_wrong_database(db_settings: Settings) -> None:
     import os
     import subprocess
 
-    from tests.api.conftest import PRICECAT, free_port
-
     env = dict(os.environ)
     env["DATABASE_URL"] = db_settings.database_url
     env["API_DATABASE_URL"] = db_settings.api_database_url.rsplit("/", 1)[0] + "/no_such_db_x"
     proc = subprocess.run(
-        [str(PRICECAT), "serve", "--port", str(free_port())],
+        [PRICECAT, "serve", "--port", str(free_port())],
         env=env, capture_output=True, text=True, timeout=60,
     )
     assert proc.returncode == 2

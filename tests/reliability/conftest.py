@@ -70,23 +70,15 @@ def figures(output_dir: Path) -> Iterator[dict[str, Any]]:
 @pytest.fixture(scope="session")
 def own_redis() -> Iterator[RedisServer]:
     """A redis-server of our own for the whole session (tests that stop Redis start another)."""
-    server = RedisServer()
-    server.start()
-    try:
+    with RedisServer() as server:
         yield server
-    finally:
-        server.stop()
 
 
 @pytest.fixture(scope="session")
 def api(rel_settings: Settings, own_redis: RedisServer) -> Iterator[ApiServer]:
     """One `pricecat serve` on the fixture database (CORS allowlist set, rate limit off)."""
-    server = ApiServer(api_env(rel_settings, own_redis.url), name="session")
-    server.start()
-    try:
+    with ApiServer(api_env(rel_settings, own_redis.url), name="session") as server:
         yield server
-    finally:
-        server.stop()
 
 
 @pytest.fixture(scope="session")

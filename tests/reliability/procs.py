@@ -18,41 +18,18 @@ import shutil
 import signal
 import socket
 import subprocess
-import sys
 import tempfile
 import threading
-import time
 from collections.abc import Iterator, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from bench.common import descendants, free_port, rss_kb  # noqa: F401 (re-exported for tests)
-
-REPO_ROOT = Path(__file__).resolve().parents[2]
-VENV_BIN = Path(sys.executable).parent
-PRICECAT = str(VENV_BIN / "pricecat")
-
-
-
-
-def wait_until(predicate: Any, timeout: float, interval: float = 0.1, what: str = "") -> None:
-    deadline = time.monotonic() + timeout
-    while True:
-        if predicate():
-            return
-        if time.monotonic() > deadline:
-            raise TimeoutError(f"timed out waiting for {what or predicate}")
-        time.sleep(interval)
-
-
-def port_open(port: int, host: str = "127.0.0.1") -> bool:
-    try:
-        with socket.create_connection((host, port), timeout=0.5):
-            return True
-    except OSError:
-        return False
-
+from bench.common import descendants
+from bench.procs import PRICECAT as PRICECAT  # re-exported for the tests
+from bench.procs import REPO_ROOT as REPO_ROOT  # re-exported for the tests
+from bench.procs import VENV_BIN as VENV_BIN  # re-exported for the tests
+from bench.procs import Service, free_port, port_open, pricecat_serve, wait_until
 
 # --------------------------------------------------------------------------------------- redis
 
@@ -62,8 +39,8 @@ class RedisServer:
 
     def __init__(self, port: int | None = None) -> None:
         self.port = port or free_port()
-        self.proc: subprocess.Popen[bytes] | None = None
         self.redis_cli = shutil.which("redis-cli") or "redis-cli"
+        self.service: Service | None = None
 
     @property
     def url(self) -> str:
@@ -71,12 +48,13 @@ class RedisServer:
 
     def start(self) -> None:
         exe = shutil.which("redis-server") or "/usr/bin/redis-server"
-        self.proc = subprocess.Popen(
+        self.service = Service(
+            f"redis-server :{self.port}",
             [exe, "--port", str(self.port), "--bind", "127.0.0.1", "--save", "",
              "--appendonly", "no", "--daemonize", "no", "--loglevel", "warning"],
-            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
-        )
-        wait_until(self.ping, 15, what=f"redis on {self.port}")
+            Path(tempfile.gettempdir()) / f"pricecat-rel-redis-{self.port}.log",
+        ).start()
+        self.service.wait_ready(self.ping, 15, f"redis on {self.port}")
 
     def ping(self) -> bool:
         try:
@@ -94,11 +72,21 @@ class RedisServer:
         return out.stdout.strip()
 
     def stop(self) -> None:
-        if self.proc is not None and self.proc.poll() is None:
-            self.proc.send_signal(signal.SIGKILL)  # an abrupt outage, not a graceful shutdown
-            self.proc.wait(timeout=10)
-        self.proc = None
+        if self.service is not None:
+            self.service.stop(sig=signal.SIGKILL)  # an abrupt outage, not a graceful shutdown
+        self.service = None
         wait_until(lambda: not port_open(self.port), 10, what="redis port closed")
+
+    def __enter__(self) -> RedisServer:
+        try:
+            self.start()
+        except BaseException:
+            self.stop()
+            raise
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.stop()
 
 
 # ------------------------------------------------------------------------------- postgres proxy
@@ -340,79 +328,61 @@ class ApiServer:
     """`pricecat serve` as a subprocess on a free port with the given environment."""
 
     def __init__(self, env: Mapping[str, str], workers: int = 1, name: str = "api") -> None:
-        self.port = free_port()
         self.workers = workers
-        self.env = {**os.environ, **env}
-        self.env.pop("PYTEST_CURRENT_TEST", None)
         self.logdir = Path(tempfile.mkdtemp(prefix=f"pricecat-rel-{name}-"))
         self.log_path = self.logdir / "serve.log"
-        self.proc: subprocess.Popen[bytes] | None = None
+        self.service, self.base = pricecat_serve(
+            self.log_path, {**os.environ, **env}, workers=workers
+        )
+        self.port = int(self.base.rsplit(":", 1)[1])
 
     @property
-    def base(self) -> str:
-        return f"http://127.0.0.1:{self.port}"
+    def proc(self) -> subprocess.Popen[bytes] | None:
+        return self.service.proc
 
     def start(self, timeout: float = 90.0) -> None:
-        log = open(self.log_path, "wb")  # noqa: SIM115 - closed with the process
-        self.proc = subprocess.Popen(
-            [PRICECAT, "serve", "--host", "127.0.0.1", "--port", str(self.port),
-             "--workers", str(self.workers)],
-            env=self.env, cwd=REPO_ROOT, stdout=log, stderr=subprocess.STDOUT,
-            start_new_session=True,
-        )
-        log.close()
+        self.service.start()
 
         def up() -> bool:
-            if self.proc is not None and self.proc.poll() is not None:
-                raise RuntimeError(f"pricecat serve exited early:\n{self.log()[-4000:]}")
             try:
                 return http_get(self.port, "/healthz", timeout=2).status == 200
             except OSError:
                 return False
 
-        wait_until(up, timeout, interval=0.3, what="pricecat serve /healthz")
+        self.service.wait_ready(up, timeout, "pricecat serve /healthz")
 
     def log(self) -> str:
-        try:
-            return self.log_path.read_text(errors="replace")
-        except OSError:
-            return ""
+        return self.service.log()
 
     def get(self, path: str, headers: Mapping[str, str] | None = None,
             timeout: float = 30.0, method: str = "GET") -> Resp:
         return http_get(self.port, path, headers=headers, timeout=timeout, method=method)
 
     def alive(self) -> bool:
-        return self.proc is not None and self.proc.poll() is None
+        return self.service.alive()
 
     def worker_pids(self) -> list[int]:
         """PIDs of the processes under the serve process (Sanic workers), recursively."""
-        if self.proc is None:
-            return []
-        return descendants(self.proc.pid)
+        return descendants(self.service.pid) if self.service.alive() else []
 
     def stop(self) -> None:
-        if self.proc is None:
-            return
-        if self.proc.poll() is None:
-            with contextlib.suppress(ProcessLookupError):
-                os.killpg(self.proc.pid, signal.SIGTERM)
-            try:
-                self.proc.wait(timeout=15)
-            except subprocess.TimeoutExpired:
-                with contextlib.suppress(ProcessLookupError):
-                    os.killpg(self.proc.pid, signal.SIGKILL)
-                self.proc.wait(timeout=10)
-        self.proc = None
+        self.service.stop()
         if not os.environ.get("PRICECAT_KEEP_LOGS"):
             shutil.rmtree(self.logdir, ignore_errors=True)
+
+    def __enter__(self) -> ApiServer:
+        try:
+            self.start()
+        except BaseException:
+            self.stop()
+            raise
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.stop()
 
 
 @contextlib.contextmanager
 def running_api(env: Mapping[str, str], workers: int = 1, name: str = "api") -> Iterator[ApiServer]:
-    server = ApiServer(env, workers=workers, name=name)
-    try:
-        server.start()
+    with ApiServer(env, workers=workers, name=name) as server:
         yield server
-    finally:
-        server.stop()

@@ -17,14 +17,12 @@ The marts are first built with a plain dbt build (the "previous data"), then:
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import os
 import shutil
 import signal
 import subprocess
 import tempfile
 import threading
-import urllib.request
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -32,6 +30,7 @@ from typing import Any
 import asyncpg
 import pytest
 
+from bench.procs import Service
 from pricecat.config import Settings
 from tests import helpers
 from tests.reliability.conftest import api_env
@@ -109,34 +108,17 @@ def prefect_server() -> Iterator[tuple[str, Path]]:
     port = free_port()
     env = {**os.environ, "PREFECT_HOME": str(home)}
     env.pop("PREFECT_API_URL", None)
-    log = open(home / "server.log", "wb")  # noqa: SIM115 - closed right after the start
-    proc = subprocess.Popen(
-        [str(VENV_BIN / "prefect"), "server", "start", "--host", "127.0.0.1",
-         "--port", str(port)],
-        env=env, stdout=log, stderr=subprocess.STDOUT, start_new_session=True,
-    )
-    log.close()
+    server = Service(
+        "prefect server",
+        [str(VENV_BIN / "prefect"), "server", "start", "--host", "127.0.0.1", "--port", str(port)],
+        home / "server.log", env,
+    ).start()
     url = f"http://127.0.0.1:{port}/api"
     try:
-        def healthy() -> bool:
-            if proc.poll() is not None:
-                raise RuntimeError((home / "server.log").read_text()[-3000:])
-            try:
-                with urllib.request.urlopen(url + "/health", timeout=2) as r:  # noqa: S310
-                    return r.status == 200
-            except OSError:
-                return False
-
-        wait_until(healthy, 180, interval=0.5, what="prefect server")
+        server.wait_http(url + "/health", timeout=180)
         yield url, home
     finally:
-        with contextlib.suppress(ProcessLookupError):
-            os.killpg(proc.pid, signal.SIGTERM)
-        try:
-            proc.wait(timeout=20)
-        except subprocess.TimeoutExpired:
-            os.killpg(proc.pid, signal.SIGKILL)
-            proc.wait(timeout=10)
+        server.stop(timeout=20, group=True)
         shutil.rmtree(home, ignore_errors=True)
 
 

@@ -11,11 +11,7 @@ from __future__ import annotations
 
 import os
 import shutil
-import socket
 import subprocess
-import time
-import urllib.error
-import urllib.request
 from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -24,6 +20,7 @@ from urllib.parse import urlsplit
 import pytest
 from playwright.sync_api import Browser, Page, Route, sync_playwright
 
+from bench.procs import ServiceError, pricecat_serve
 from pricecat.config import Settings
 from tests.conftest import REPO_ROOT
 
@@ -64,20 +61,6 @@ def web_dist() -> Path:
     return DIST_INDEX.parent
 
 
-def _free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
-
-
-def _get(url: str) -> int:
-    try:
-        with urllib.request.urlopen(url, timeout=2) as response:
-            return int(response.status)
-    except urllib.error.HTTPError as exc:
-        return exc.code
-
-
 @pytest.fixture(scope="session")
 def web_settings(fixture_settings: Settings) -> Settings:
     """The session fixture database (override: PRICECAT_TEST_DB, see tests/conftest.py)."""
@@ -87,48 +70,20 @@ def web_settings(fixture_settings: Settings) -> Settings:
 @pytest.fixture(scope="session")
 def server_url(web_settings: Settings, web_dist: Path, output_dir: Path) -> Iterator[str]:
     """`pricecat serve` on a free port against the fixture database; stopped at the end."""
-    fixture_settings = web_settings
-    port = _free_port()
     env = dict(os.environ)
     env.update(
-        DATABASE_URL=fixture_settings.database_url,
-        API_DATABASE_URL=fixture_settings.api_database_url,
-        REDIS_URL=fixture_settings.redis_url,
-        CACHE_NAMESPACE=fixture_settings.cache_namespace,
+        DATABASE_URL=web_settings.database_url,
+        API_DATABASE_URL=web_settings.api_database_url,
+        REDIS_URL=web_settings.redis_url,
+        CACHE_NAMESPACE=web_settings.cache_namespace,
     )
-    pricecat = REPO_ROOT / ".venv" / "bin" / "pricecat"
-    command = [str(pricecat) if pricecat.exists() else "pricecat", "serve"]
-    command += ["--host", "127.0.0.1", "--port", str(port), "--workers", "1"]
-    log_path = output_dir / "web-server.log"
-    with log_path.open("wb") as log:
-        process = subprocess.Popen(
-            command, cwd=REPO_ROOT, env=env, stdout=log, stderr=subprocess.STDOUT
-        )
-        base = f"http://127.0.0.1:{port}"
+    service, base = pricecat_serve(output_dir / "web-server.log", env, workers=1)
+    with service.start():
         try:
-            deadline = time.monotonic() + 60
-            while True:
-                if process.poll() is not None:
-                    pytest.fail(
-                        f"pricecat serve exited with {process.returncode}:\n"
-                        + log_path.read_text(errors="replace")[-3000:]
-                    )
-                try:
-                    if _get(f"{base}/readyz") == 200 or _get(f"{base}/healthz") == 200:
-                        break
-                except OSError:
-                    pass
-                if time.monotonic() > deadline:
-                    pytest.fail("pricecat serve did not become ready within 60 s")
-                time.sleep(0.3)
-            yield base
-        finally:
-            process.terminate()
-            try:
-                process.wait(timeout=15)
-            except subprocess.TimeoutExpired:
-                process.kill()
-                process.wait(timeout=5)
+            service.wait_http(f"{base}/readyz", timeout=60)
+        except ServiceError as exc:
+            pytest.fail(str(exc))
+        yield base
 
 
 @pytest.fixture(scope="session")
