@@ -341,3 +341,19 @@ def test_migrate_on_a_partitioned_table_changes_nothing(converted: dict[str, obj
     migrate.run(settings, now=NOW)
     assert [tuple(r) for r in helpers.fetch(settings, catalog_sql)] == before
     assert layout(settings) == EXPECTED_LAYOUT
+
+
+def test_refresh_flow_step_creates_the_months_ahead(scratch: Settings) -> None:
+    """The flow's ensure-partitions task (its function, no Prefect server) on a table last
+    migrated in March 2025: the current month and the next two get their partitions."""
+    from flows.partitions import ensure_partitions
+
+    migrate.run(scratch, now=NOW, indexes=False)
+    current = partitions.month_start(datetime.now(UTC))
+    expected = [
+        f"product_price_snapshots_p{partitions.add_months(current, k):%Y_%m}" for k in range(3)
+    ]
+    assert current >= datetime(2025, 6, 1, tzinfo=UTC)  # clear of the layout made at NOW
+    assert asyncio.run(ensure_partitions.fn(scratch)) == expected
+    assert set(layout(scratch)) == set(EXPECTED_LAYOUT) | set(expected)
+    assert asyncio.run(ensure_partitions.fn(scratch)) == []
