@@ -51,6 +51,7 @@ from prefect.runtime import flow_run as runtime_flow_run
 from prefect.states import Completed
 from prefect.tasks import Task
 
+from flows.partitions import ensure_partitions
 from pricecat import migrate
 from pricecat.config import API_ROLE, BUILD_SCHEMA, OPS_SCHEMA, PUBLISHED_SCHEMA, Settings
 from pricecat.dbt import PROJECT_DIR, dbt_command, dbt_env
@@ -652,6 +653,7 @@ async def refresh_catalog() -> dict[str, Any] | State[Any]:
     try:
         run_id = await start_run_log(settings, flow_run_id, "running")
         logger.info("refresh run %s started (database lock held)", run_id)
+        await ensure_partitions(settings)
 
         step = time.monotonic()
         await cleanup_leftovers(settings)

@@ -1,16 +1,22 @@
 """`pricecat migrate`: idempotent DDL for the raw table, its indexes, extensions and the API role.
 
-Safe on a live table: indexes are built with CREATE INDEX CONCURRENTLY (never blocks the scraper's
-inserts); an index left INVALID by an interrupted concurrent build is dropped and rebuilt.
+Safe on a live table: the raw table is monthly-partitioned by `scraped_at` (a plain table from
+before is converted online, see `pricecat.partitions`); indexes are built per partition with
+CREATE INDEX CONCURRENTLY (never blocks the scraper's inserts), their progress printed to stderr;
+an index left INVALID by an interrupted concurrent build is dropped and rebuilt.
 """
 
 from __future__ import annotations
 
 import asyncio
 import logging
+import sys
+import time
+from datetime import datetime
 
 import asyncpg
 
+from pricecat import partitions
 from pricecat.config import (
     API_ROLE,
     OPS_SCHEMA,
@@ -22,40 +28,11 @@ from pricecat.config import (
 
 log = logging.getLogger(__name__)
 
-RAW_TABLE_DDL = """
-create table if not exists public.product_price_snapshots (
-    id bigint generated always as identity primary key,
-    scraped_at timestamptz not null,
-    seller text not null,
-    product_code text,
-    product_name_original text not null,
-    product_name_normalized text not null,
-    price numeric(12, 2),
-    availability text,
-    url text,
-    image_url text,
-    description text,
-    categories text
-)
-"""
+#: kept here for callers that read them from `pricecat.migrate`
+RAW_INDEXES = partitions.RAW_INDEXES
 
-#: (name, definition after "on public.product_price_snapshots")
-RAW_INDEXES: list[tuple[str, str]] = [
-    (
-        "idx_product_price_snapshots_slug_scraped_id",
-        "(product_name_normalized, scraped_at, id)",
-    ),
-    ("idx_product_price_snapshots_scraped_at_desc", "(scraped_at desc)"),
-    (
-        "idx_product_price_snapshots_slug_seller_scraped",
-        "(product_name_normalized, seller, scraped_at)",
-    ),
-    (
-        "idx_product_price_snapshots_name_trgm",
-        "using gin (product_name_original public.gin_trgm_ops)",
-    ),
-    ("idx_product_price_snapshots_code_trgm", "using gin (product_code public.gin_trgm_ops)"),
-]
+#: how often the index build's progress is printed to stderr
+PROGRESS_INTERVAL = 5.0
 
 OPS_DDL = f"""
 create schema if not exists {OPS_SCHEMA};
@@ -103,10 +80,10 @@ async def ensure_database(settings: Settings) -> None:
         await conn.close()
 
 
-async def _create_index(conn: asyncpg.Connection, name: str, definition: str) -> None:
-    valid = await conn.fetchval(
+async def _index(conn: asyncpg.Connection, name: str) -> asyncpg.Record | None:
+    row: asyncpg.Record | None = await conn.fetchrow(
         """
-        select i.indisvalid
+        select c.oid, i.indisvalid
         from pg_index i
         inner join pg_class c on c.oid = i.indexrelid
         inner join pg_namespace n on n.oid = c.relnamespace
@@ -114,19 +91,122 @@ async def _create_index(conn: asyncpg.Connection, name: str, definition: str) ->
         """,
         name,
     )
-    if valid is False:
-        log.warning("index %s is INVALID (interrupted build): rebuilding", name)
-        await conn.execute(f"drop index concurrently if exists public.{name}")
-    await conn.execute(
-        f"create index concurrently if not exists {name} "
-        f"on public.product_price_snapshots {definition}"
-    )
+    return row
 
 
-async def create_raw_table(conn: asyncpg.Connection) -> None:
+PROGRESS_SQL = """
+select phase, blocks_done, blocks_total, tuples_done, tuples_total
+from pg_stat_progress_create_index
+where pid = $1
+"""
+
+
+def _say(message: str) -> None:
+    print(f"migrate: {message}", file=sys.stderr, flush=True)
+
+
+async def build_with_progress(conn: asyncpg.Connection, sql: str, label: str,
+                              watch: asyncpg.Connection | None,
+                              interval: float = PROGRESS_INTERVAL) -> float:
+    """Run one (concurrent) index build on `conn`; every `interval` seconds print its phase and
+    blocks/tuples done from `pg_stat_progress_create_index`, read on the second connection
+    `watch`, to stderr. Returns the build's seconds."""
+    pid = conn.get_server_pid()
+    started = time.monotonic()
+    _say(f"building {label}")
+    build = asyncio.ensure_future(conn.execute(sql))
+    try:
+        while True:
+            done, _ = await asyncio.wait({build}, timeout=interval)
+            if done:
+                break
+            if watch is None:
+                continue
+            row = await watch.fetchrow(PROGRESS_SQL, pid)
+            if row is None:
+                continue
+            parts = [f"{label}: {row['phase']}"]
+            if row["blocks_total"]:
+                pct = 100.0 * row["blocks_done"] / row["blocks_total"]
+                parts.append(f"blocks {row['blocks_done']:,}/{row['blocks_total']:,} ({pct:.0f}%)")
+            if row["tuples_total"]:
+                parts.append(f"tuples {row['tuples_done']:,}/{row['tuples_total']:,}")
+            parts.append(f"{time.monotonic() - started:.0f} s")
+            _say(", ".join(parts))
+        await build
+    except BaseException:
+        build.cancel()
+        raise
+    seconds = time.monotonic() - started
+    _say(f"built {label} in {seconds:.1f} s")
+    return seconds
+
+
+async def ensure_raw_indexes(conn: asyncpg.Connection, *, watch: asyncpg.Connection | None = None,
+                             interval: float = PROGRESS_INTERVAL) -> list[str]:
+    """The five raw indexes on the partitioned parent and on every partition.
+
+    For each: `CREATE INDEX ... ON ONLY` the parent (catalog only, INVALID while a partition lacks
+    it), then per partition without it `CREATE INDEX CONCURRENTLY` (never blocks the scraper) and
+    `ALTER INDEX ... ATTACH PARTITION` (the parent index turns valid once every partition has
+    one). A partition index left INVALID by an interrupted build is dropped and rebuilt; an
+    attached one that is INVALID is rebuilt with REINDEX CONCURRENTLY. Returns the indexes built.
+    """
+    built: list[str] = []
+    parts = [p.name for p in await partitions.list_partitions(conn)]
+    for name, definition in RAW_INDEXES:
+        if await _index(conn, name) is None:
+            await partitions.run_locked(conn, f"create index {name}", [
+                f"create index if not exists {name} on only {partitions.PARENT} {definition}"
+            ])
+        for part in parts:
+            child = await conn.fetchrow(
+                """
+                select c.relname, i.indisvalid
+                from pg_inherits h
+                inner join pg_class c on c.oid = h.inhrelid
+                inner join pg_index i on i.indexrelid = c.oid
+                where h.inhparent = $1::regclass and i.indrelid = $2::regclass
+                """,
+                f"public.{name}",
+                f"public.{part}",
+            )
+            if child is not None:
+                if not child["indisvalid"]:
+                    log.warning("index %s is INVALID: rebuilding", child["relname"])
+                    await build_with_progress(
+                        conn, f"reindex index concurrently public.{child['relname']}",
+                        f"{child['relname']} (reindex)", watch, interval,
+                    )
+                    built.append(child["relname"])
+                continue
+            index = partitions.partition_index_name(part, name)
+            existing = await _index(conn, index)
+            if existing is not None and not existing["indisvalid"]:
+                log.warning("index %s is INVALID (interrupted build): rebuilding", index)
+                await conn.execute(f"drop index concurrently if exists public.{index}")
+                existing = None
+            if existing is None:
+                await build_with_progress(
+                    conn,
+                    f"create index concurrently if not exists {index} on public.{part} "
+                    f"{definition}",
+                    index, watch, interval,
+                )
+                built.append(index)
+            await partitions.run_locked(conn, f"attach index {index}", [
+                f"alter index public.{name} attach partition public.{index}"
+            ])
+    return built
+
+
+async def create_raw_table(conn: asyncpg.Connection, *, now: datetime | None = None) -> None:
+    """Extensions, and the partitioned raw table when there is none (a plain table from before
+    partitioning is left as it is: `migrate` converts it)."""
     await conn.execute("create extension if not exists pg_trgm with schema public")
     await conn.execute("create extension if not exists unaccent with schema public")
-    await conn.execute(RAW_TABLE_DDL)
+    if await partitions.table_kind(conn) is None:
+        await partitions.create_partitioned_table(conn, now=now)
 
 
 async def ensure_api_role(conn: asyncpg.Connection) -> None:
@@ -157,20 +237,42 @@ async def ensure_api_role(conn: asyncpg.Connection) -> None:
         await conn.execute(f"grant select on all tables in schema {PUBLISHED_SCHEMA} to {API_ROLE}")
 
 
-async def migrate(settings: Settings, *, indexes: bool = True) -> None:
+async def migrate(settings: Settings, *, indexes: bool = True, now: datetime | None = None,
+                  months_ahead: int = partitions.MONTHS_AHEAD,
+                  progress_interval: float = PROGRESS_INTERVAL) -> None:
+    """Extensions; the raw table (created partitioned, or a plain one converted online); the
+    months ahead; the ops table; the raw indexes on every partition (with progress on stderr);
+    the API role. Running it again changes nothing."""
     await ensure_database(settings)
     conn = await asyncpg.connect(settings.database_url)
     try:
-        await create_raw_table(conn)
+        await create_raw_table(conn, now=now)
+        if await partitions.table_kind(conn) == "r":
+            _say("converting public.product_price_snapshots to monthly partitions")
+            report = await partitions.convert_to_partitioned(
+                conn, now=now, months_ahead=months_ahead
+            )
+            _say(f"converted: {report.history_partition} holds everything before "
+                 f"{report.cutoff:%Y-%m-%d}; writers were locked out for "
+                 f"{report.swap_seconds:.3f} s")
+        created = await partitions.ensure_partitions(conn, months_ahead, now=now)
+        if created:
+            _say(f"created partitions {', '.join(created)}")
         await conn.execute(OPS_DDL)
         if indexes:
-            for name, definition in RAW_INDEXES:
-                await _create_index(conn, name, definition)
+            watch = await asyncpg.connect(settings.database_url)
+            try:
+                await ensure_raw_indexes(conn, watch=watch, interval=progress_interval)
+            finally:
+                await watch.close()
             await conn.execute("analyze public.product_price_snapshots")
         await ensure_api_role(conn)
     finally:
         await conn.close()
 
 
-def run(settings: Settings, *, indexes: bool = True) -> None:
-    asyncio.run(migrate(settings, indexes=indexes))
+def run(settings: Settings, *, indexes: bool = True, now: datetime | None = None,
+        months_ahead: int = partitions.MONTHS_AHEAD,
+        progress_interval: float = PROGRESS_INTERVAL) -> None:
+    asyncio.run(migrate(settings, indexes=indexes, now=now, months_ahead=months_ahead,
+                        progress_interval=progress_interval))

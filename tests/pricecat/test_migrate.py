@@ -79,24 +79,103 @@ def test_extensions(migrated: Settings) -> None:
     )
 
 
+CHILD_INDEX_SQL = """
+select c.relname as name, i.indisvalid as is_valid, h.inhparent::regclass::text as parent
+from pg_index i
+inner join pg_class c on c.oid = i.indexrelid
+left join pg_inherits h on h.inhrelid = i.indexrelid
+where i.indrelid = $1::regclass and not i.indisprimary
+"""
+
+
+def _children(settings: Settings, partition: str) -> dict[str, tuple[bool, str | None]]:
+    return {
+        r["name"]: (r["is_valid"], r["parent"])
+        for r in helpers.fetch(settings, CHILD_INDEX_SQL, f"public.{partition}")
+    }
+
+
+def test_every_partition_has_the_five_indexes(migrated: Settings) -> None:
+    parts = [r["relname"] for r in helpers.fetch(
+        migrated,
+        "select c.relname from pg_inherits h inner join pg_class c on c.oid = h.inhrelid "
+        "where h.inhparent = 'public.product_price_snapshots'::regclass",
+    )]
+    assert len(parts) == 4  # history, two months ahead, default
+    for part in parts:
+        children = _children(migrated, part)
+        assert sorted(parent or "" for _, parent in children.values()) == sorted(
+            EXPECTED_INDEXES
+        ), part
+        assert all(valid for valid, _ in children.values()), part
+
+
 def test_invalid_index_is_rebuilt(migrated: Settings) -> None:
-    """An index left INVALID (an interrupted concurrent build) is dropped and built again."""
-    name = "idx_product_price_snapshots_scraped_at_desc"
+    """A partition's index that is INVALID is rebuilt (REINDEX CONCURRENTLY) and stays attached."""
+    parent = "idx_product_price_snapshots_scraped_at_desc"
+    history = helpers.fetch(
+        migrated,
+        "select c.relname from pg_inherits h inner join pg_class c on c.oid = h.inhrelid "
+        "where h.inhparent = 'public.product_price_snapshots'::regclass "
+        "and c.relname like 'product_price_snapshots_before_%'",
+    )[0]["relname"]
+    child = next(n for n, (_, p) in _children(migrated, history).items() if p == parent)
 
     async def invalidate() -> None:
         conn = await asyncpg.connect(migrated.database_url)
         try:
             await conn.execute(
                 "update pg_index set indisvalid = false where indexrelid = $1::regclass",
-                f"public.{name}",
+                f"public.{child}",
             )
         finally:
             await conn.close()
 
     asyncio.run(invalidate())
-    assert {r["name"]: r["is_valid"] for r in helpers.fetch(migrated, INDEX_SQL)}[name] is False
+    assert _children(migrated, history)[child] == (False, parent)
     migrate.run(migrated)
-    assert {r["name"]: r["is_valid"] for r in helpers.fetch(migrated, INDEX_SQL)}[name] is True
+    rebuilt = {n: v for n, v in _children(migrated, history).items() if v[1] == parent}
+    assert list(rebuilt.values()) == [(True, parent)]
+
+
+def test_leftover_of_an_interrupted_build_is_dropped_and_rebuilt(base_settings: Settings) -> None:
+    """An INVALID, unattached partition index under the name migrate would build is replaced."""
+    settings = helpers.settings_for_database(base_settings, helpers.unique_db_name("pricecat_mig"))
+    migrate.run(settings, indexes=False)
+    try:
+        part = helpers.fetch(
+            settings,
+            "select c.relname from pg_inherits h inner join pg_class c on c.oid = h.inhrelid "
+            "where h.inhparent = 'public.product_price_snapshots'::regclass order by 1 limit 1",
+        )[0]["relname"]
+        leftover = f"{part}_scraped_at_desc"
+        helpers.fetch(settings, f"create index {leftover} on public.{part} (scraped_at desc)")
+        helpers.fetch(
+            settings,
+            "update pg_index set indisvalid = false where indexrelid = $1::regclass",
+            f"public.{leftover}",
+        )
+        migrate.run(settings)
+        assert _children(settings, part)[leftover] == (
+            True, "idx_product_price_snapshots_scraped_at_desc"
+        )
+    finally:
+        helpers.drop_database(settings)
+
+
+def test_index_build_progress_goes_to_stderr(base_settings: Settings,
+                                             capsys: pytest.CaptureFixture[str]) -> None:
+    settings = helpers.settings_for_database(base_settings, helpers.unique_db_name("pricecat_mig"))
+    migrate.run(settings, indexes=False)
+    try:
+        capsys.readouterr()
+        migrate.run(settings, progress_interval=0.01)
+        err = capsys.readouterr().err
+        # 5 indexes x 4 partitions, each announced and timed
+        assert err.count("migrate: building product_price_snapshots_") == 20, err
+        assert err.count("migrate: built product_price_snapshots_") == 20, err
+    finally:
+        helpers.drop_database(settings)
 
 
 def test_no_indexes_flag_creates_only_the_table(base_settings: Settings) -> None:
