@@ -13,8 +13,8 @@ Phases, in one run:
 3. uncached latency per endpoint: a new data generation, then distinct never-requested URLs one
    at a time (httpx, concurrency 1; /meta/categories has one key, so a new generation before each
    of its samples); only responses with `X-Cache: miss` count;
-4. cold: bump the data generation (`pricecat.generation.bump_generation`, namespace
-   CACHE_NAMESPACE, default `pricecat:<db>`), then wrk for --duration;
+4. cold: a new data generation (the published build gets a new id from
+   `catalog_ops.build_ids`, as a publish would; the data stays), then wrk for --duration;
 5. warm: wrk again straight after (same paths);
 6. baseline: bench/baseline_app.py with the same workers, returning a constant body of the warm
    run's mean body size, same wrk script and paths.
@@ -55,14 +55,13 @@ from urllib.parse import quote, urlencode
 
 import asyncpg
 import httpx
-from redis.asyncio import Redis
 
 from api.server import ApiOptions
 from bench.common import fold, percentile
 from bench.procs import PRICECAT, REPO_ROOT, Service, ServiceError, free_port
 from bench.prom import scrape
 from pricecat.config import API_ROLE, Settings, with_user
-from pricecat.generation import bump_generation, get_generation
+from pricecat.generation import read_generation
 
 LUA_SCRIPT = REPO_ROOT / "bench" / "lua" / "mix.lua"
 DOCS = REPO_ROOT / "docs" / "BENCHMARKS.md"
@@ -335,12 +334,10 @@ def run_wrk(base: str, paths_file: Path, workdir: Path, tag: str, args: argparse
     cmd.append(base)
     env = {**os.environ, "BENCH_PATHS": str(paths_file), "BENCH_OUT": str(out)}
     load_before = loadavg()
-    gen_before = (asyncio.run(current_generation(settings.redis_url, settings.cache_namespace))
-                  if settings else None)
+    gen_before = asyncio.run(current_generation(settings.database_url)) if settings else None
     log(f"{tag}: " + " ".join(cmd))
     proc = subprocess.run(cmd, env=env, capture_output=True, text=True, check=False)
-    gen_after = (asyncio.run(current_generation(settings.redis_url, settings.cache_namespace))
-                 if settings else None)
+    gen_after = asyncio.run(current_generation(settings.database_url)) if settings else None
     if proc.returncode != 0 or not out.exists():
         raise SystemExit(f"bench_api: wrk failed ({proc.returncode})\n{proc.stdout}\n{proc.stderr}")
     res = json.loads(out.read_text())
@@ -369,7 +366,7 @@ def run_wrk(base: str, paths_file: Path, workdir: Path, tag: str, args: argparse
         "mean_response_bytes": round(res["bytes"] / res["requests"]) if res["requests"] else 0,
         "loadavg_before": load_before,
         # a refresh published by someone else during the phase turns the cache over
-        "generation_bumps": (gen_after - gen_before)
+        "generation_bumps": int(gen_after != gen_before)
         if gen_before is not None and gen_after is not None else None,
         "loadavg_after": loadavg(),
         "wrk_stdout": proc.stdout,
@@ -379,20 +376,25 @@ def run_wrk(base: str, paths_file: Path, workdir: Path, tag: str, args: argparse
 # ----------------------------------------------------------------------------- uncached
 
 
-async def new_generation(redis_url: str, namespace: str) -> int:
-    redis = Redis.from_url(redis_url)
+async def new_generation(database_url: str) -> int:
+    """A new data generation, as after a publish: the published build gets a new id (the data
+    stays), so every API cache key changes."""
+    conn = await asyncpg.connect(database_url)
     try:
-        return await bump_generation(redis, namespace)
+        return int(await conn.fetchval(
+            "update catalog.catalog_build_info set previous_build_id = build_id, "
+            "build_id = nextval('catalog_ops.build_ids') returning build_id"
+        ))
     finally:
-        await redis.aclose()
+        await conn.close()
 
 
-async def current_generation(redis_url: str, namespace: str) -> int:
-    redis = Redis.from_url(redis_url)
+async def current_generation(database_url: str) -> int:
+    conn = await asyncpg.connect(database_url)
     try:
-        return await get_generation(redis, namespace)
+        return await read_generation(conn)
     finally:
-        await redis.aclose()
+        await conn.close()
 
 
 async def uncached_latencies(base: str, maker: PathMaker, settings: Settings, samples: int,
@@ -412,7 +414,7 @@ async def uncached_latencies(base: str, maker: PathMaker, settings: Settings, sa
     maker.rnd.shuffle(limits)
     per_label["recent"] = [maker.recent(n) for n in limits[:samples]]
 
-    await new_generation(settings.redis_url, settings.cache_namespace)
+    await new_generation(settings.database_url)
     await asyncio.sleep(GENERATION_CHECK_SECONDS + 0.3)
     result: dict[str, Any] = {}
     async with httpx.AsyncClient(base_url=base, timeout=30) as client:
@@ -433,7 +435,7 @@ async def uncached_latencies(base: str, maker: PathMaker, settings: Settings, sa
                 not_miss[req.label] += 1
         times["categories"], not_miss["categories"], statuses["categories"] = [], 0, {}
         for _ in range(category_samples):
-            await new_generation(settings.redis_url, settings.cache_namespace)
+            await new_generation(settings.database_url)
             await asyncio.sleep(GENERATION_CHECK_SECONDS + 0.2)
             t0 = time.perf_counter()
             r = await client.get("/api/v1/meta/categories")
@@ -954,7 +956,7 @@ def main(argv: list[str] | None = None) -> int:
             for label, d in report["uncached"].items():
                 log(f"uncached {label}: {d}")
 
-        gen = asyncio.run(new_generation(settings.redis_url, settings.cache_namespace))
+        gen = asyncio.run(new_generation(settings.database_url))
         time.sleep(GENERATION_CHECK_SECONDS + 0.5)
         log(f"cold: data generation bumped to {gen}")
         for phase in ("cold", "warm"):

@@ -170,7 +170,6 @@ def split_line(r: dict[str, Any]) -> str:
         f"build {t.get('build', 0):.1f} s",
         f"publish {t.get('publish', 0) * 1000:.0f} ms",
         f"drop old {t.get('drop_old', 0) * 1000:.0f} ms",
-        f"generation bump {t.get('bump_generation', 0) * 1000:.0f} ms",
     ]
     return ", ".join(parts)
 
