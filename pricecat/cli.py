@@ -50,6 +50,12 @@ def cmd_seed(args: argparse.Namespace) -> int:
     return seed.main(_settings(), args)
 
 
+def cmd_simulate(args: argparse.Namespace) -> int:
+    from pricecat import simulate
+
+    return simulate.main(_settings(), args)
+
+
 def cmd_refresh(args: argparse.Namespace) -> int:
     _require("refresh", "refresh")
     from flows.refresh import run_refresh_cli
@@ -128,6 +134,16 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--if-empty", action="store_true", help="do nothing when the table has rows")
     p.add_argument("--truncate", action="store_true", help="empty the raw table first")
     p.set_defaults(func=cmd_seed)
+
+    p = command("simulate-scraper", "append one scrape cycle (stamped now) every few seconds, "
+                                    "like the scraper, so prices change on the site")
+    p.add_argument("--every", type=float, default=300.0, metavar="SECONDS",
+                   help="seconds between two scrape cycles")
+    p.add_argument("--cycles", type=int, default=0, metavar="N",
+                   help="stop after N cycles (0 = run until stopped)")
+    p.add_argument("--seed", type=int, default=7, metavar="N",
+                   help="random seed of the first cycle (cycle i uses seed + i)")
+    p.set_defaults(func=cmd_simulate)
 
     p = command("refresh", "build, test and publish the read models once (Prefect flow; needs "
                            "pricecat[refresh])")

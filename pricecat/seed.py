@@ -774,15 +774,21 @@ def _flip_availability(seller: str, text: str | None, rng: random.Random) -> str
     return rng.choice(in_texts)
 
 
-async def append_cycle(conn: asyncpg.Connection, seed: int, now: datetime | None) -> SeedStats:
-    """One new snapshot per existing (slug, seller), all after the table's newest scraped_at."""
+async def append_cycle(
+    conn: asyncpg.Connection,
+    seed: int,
+    now: datetime | None,
+    interval: timedelta = timedelta(minutes=15),
+) -> SeedStats:
+    """One new snapshot per existing (slug, seller), all after the table's newest scraped_at:
+    at ``interval`` after it, or at ``now`` when that is later."""
     started = time.monotonic()
     max_ts: datetime | None = await conn.fetchval(
         "select max(scraped_at) from public.product_price_snapshots"
     )
     if max_ts is None:
         raise ValueError("the raw table is empty: seed it before appending a cycle")
-    cycle_at = max_ts + timedelta(minutes=15)
+    cycle_at = max_ts + interval
     if now is not None and now > cycle_at:
         cycle_at = now
     cycle_at = cycle_at.replace(microsecond=0)
