@@ -86,7 +86,7 @@ def test_postgres_down_serves_cached_and_503_for_uncached(
         # the operator's side: one WARNING line naming the code, the URL and the cause
         logged = server.log_path.read_text()
         assert "503 database_unavailable on" in logged and "/api/v1/catalog?page=2" in logged
-        assert "(cause " in logged and "Traceback" not in logged
+        assert "(request " in logged and ", cause " in logged and "Traceback" not in logged
         ready = server.get("/readyz")
         assert ready.status_code == 503
         assert ready.json()["error"]["details"]["checks"]["postgres"]["ok"] is False

@@ -142,9 +142,15 @@ async def _explain(settings: Settings, name: str, seqscan: bool) -> dict[str, An
 async def _index_defs(settings: Settings) -> dict[str, tuple[str, str]]:
     conn = await asyncpg.connect(settings.database_url)
     try:
+        # an index on a partition counts for its partitioned table (the raw table is partitioned
+        # by month: pricecat/partitions.py)
         rows = await conn.fetch(
-            "select indexname, tablename, indexdef from pg_indexes "
-            "where schemaname in ('catalog', 'public')"
+            "select i.indexname, coalesce(parent.relname, i.tablename) as tablename, i.indexdef "
+            "from pg_indexes as i "
+            "left join pg_inherits as inh "
+            "on inh.inhrelid = format('%I.%I', i.schemaname, i.tablename)::regclass "
+            "left join pg_class as parent on parent.oid = inh.inhparent "
+            "where i.schemaname in ('catalog', 'public')"
         )
         return {r["indexname"]: (r["tablename"], r["indexdef"]) for r in rows}
     finally:
