@@ -180,7 +180,8 @@ def test_failing_dbt_node_publishes_nothing(
     finally:
         helpers.fetch(
             flow_settings,
-            "alter table public.product_price_snapshots rename column availability_x to availability",
+            "alter table public.product_price_snapshots"
+            " rename column availability_x to availability",
         )
 
 
@@ -206,11 +207,10 @@ def test_bad_raw_rows_are_quarantined_and_the_good_ones_published(
         assert slugs == sorted([*SLUGS, "nova-hra"])
         listed = helpers.fetch(
             flow_settings,
-            "select slug, reason from catalog.catalog_quarantined_snapshots"
-            " where scraped_at = $1 order by slug",
+            "select slug, reason from catalog.catalog_quarantined_snapshots where scraped_at = $1",
             newest,
         )
-        assert [(r["slug"], r["reason"]) for r in listed] == [
+        assert sorted((r["slug"], r["reason"]) for r in listed) == [
             ("\u00a0", "blank_slug"), ("nova-hra-2", "negative_price"),
         ]
         run = last_run(flow_settings)
