@@ -211,7 +211,7 @@ def test_bad_raw_rows_are_quarantined_and_the_good_ones_published(
             newest,
         )
         assert sorted((r["slug"], r["reason"]) for r in listed) == [
-            ("\u00a0", "blank_slug"), ("nova-hra-2", "negative_price"),
+            ("nova-hra-2", "negative_price"), ("\u00a0", "blank_slug"),
         ]
         run = last_run(flow_settings)
         assert run["status"] == "published"
