@@ -93,11 +93,11 @@ name_sources as (
         product_name is not null
         and not exists (
             select 1
-            from ranked as before
+            from ranked as earlier_ranked
             where
-                before.slug = ranked.slug
-                and before.seller_priority < ranked.seller_priority
-                and before.product_name is not null
+                earlier_ranked.slug = ranked.slug
+                and earlier_ranked.seller_priority < ranked.seller_priority
+                and earlier_ranked.product_name is not null
         )
 ),
 
@@ -111,11 +111,11 @@ image_sources as (
         image_url is not null
         and not exists (
             select 1
-            from ranked as before
+            from ranked as earlier_ranked
             where
-                before.slug = ranked.slug
-                and before.seller_priority < ranked.seller_priority
-                and before.image_url is not null
+                earlier_ranked.slug = ranked.slug
+                and earlier_ranked.seller_priority < ranked.seller_priority
+                and earlier_ranked.image_url is not null
         )
 ),
 
@@ -129,11 +129,11 @@ description_sources as (
         description is not null
         and not exists (
             select 1
-            from ranked as before
+            from ranked as earlier_ranked
             where
-                before.slug = ranked.slug
-                and before.seller_priority < ranked.seller_priority
-                and before.description is not null
+                earlier_ranked.slug = ranked.slug
+                and earlier_ranked.seller_priority < ranked.seller_priority
+                and earlier_ranked.description is not null
         )
 ),
 

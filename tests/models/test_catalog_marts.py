@@ -292,7 +292,8 @@ def test_quarantined_rows_are_listed_with_their_reason(fixture_settings: Setting
         (r["seller"], r["slug"], r["scraped_at"], r["reason"]) for r in rows
     )
     want = sorted(
-        (seller, slug, expected._ts(at), reason) for seller, slug, at, reason in expected.QUARANTINED
+        (seller, slug, expected._ts(at), reason)
+        for seller, slug, at, reason in expected.QUARANTINED
     )
     assert got == want
     for r in rows:  # the listed id is the raw row itself
