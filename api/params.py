@@ -43,7 +43,15 @@ _EXTRA_UNACCENT = str.maketrans(
         "Æ": "AE", "œ": "oe", "Œ": "OE", "ı": "i", "ħ": "h", "Ħ": "H", "ŧ": "t", "Ŧ": "T",
     }
 )
-_WS_RE = re.compile(r"\s+")
+#: Blanks, the twin of the dbt macro ``blank_characters`` (tests/models/test_blanks.py checks that
+#: both normalize alike): tab, LF, VT, FF, CR, space, U+0085, NBSP, U+1680, U+2000-U+200A,
+#: U+2028, U+2029, U+202F, U+205F, U+3000, U+FEFF. Python's ``\s`` differs (it misses U+FEFF and
+#: adds U+001C-U+001F), so the set is spelled out.
+BLANKS = (
+    "\t\n\v\f\r \u0085\u00a0\u1680" + "".join(map(chr, range(0x2000, 0x200B)))
+    + "\u2028\u2029\u202f\u205f\u3000\ufeff"
+)
+_WS_RE = re.compile(f"[{re.escape(BLANKS)}]+")
 _CONTROL_RE = re.compile(r"[\x00-\x08\x0b\x0c\x0e-\x1f\x7f]")
 
 
@@ -54,13 +62,14 @@ def unaccent(text: str) -> str:
 
 
 def normalize_search(text: str) -> str:
-    """trim, collapse whitespace, lower-case, unaccent: the form of the mart's ``search_text``."""
-    return _WS_RE.sub(" ", unaccent(text).lower()).strip()
+    """trim, collapse blanks, lower-case, unaccent: the form of the mart's ``search_text``."""
+    return _WS_RE.sub(" ", unaccent(text).lower()).strip(" ")
 
 
 def normalize_category(text: str) -> str:
-    """A category as the marts store it: trimmed, inner whitespace collapsed, lower-case."""
-    return _WS_RE.sub(" ", text).strip().lower()
+    """A category as the marts store it (dbt macro ``normalize_categories``): blanks collapsed to
+    one space, trimmed, lower-case."""
+    return _WS_RE.sub(" ", text).strip(" ").lower()
 
 
 def like_escape(text: str) -> str:

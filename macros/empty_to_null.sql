@@ -1,7 +1,7 @@
 {#
-    Trims spaces, tabs and line breaks from both ends of a text expression and turns the empty
-    string into NULL, so "no value" has exactly one representation downstream.
+    Trims every blank (trim_blanks) from both ends of a text and turns the empty string into NULL,
+    so "no value" has exactly one representation downstream.
 #}
 {% macro empty_to_null(expression) -%}
-    nullif(btrim({{ expression }}, e' \t\r\n'), '')
+    nullif({{ trim_blanks(expression) }}, '')
 {%- endmacro %}

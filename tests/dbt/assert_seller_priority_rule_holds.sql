@@ -1,8 +1,12 @@
--- The seller priority rule holds in the built marts. Returns one row per violation:
---   * seller_priority is 1..n within a slug, seed sellers first in seed order (tlamagames 1,
---     tlamagase next), the others by latest scraped_at desc, then seller asc;
---   * catalog_slug_summary takes name from the priority-1 seller, and hero image / description
---     from the first seller in priority order that has one; sellers[] is in priority order.
+-- The seller priority rule holds in the built marts (a publish-blocking invariant). Written as
+-- checks, not as a second copy of the model's row_number: returns one row per violation.
+--   * within a slug, seller_priority is exactly 1..n;
+--   * each seller ranks before the next one (priority p vs p + 1) by the rule: sellers of the
+--     seller_priority seed first in seed order, then the others by latest scraped_at desc, then
+--     by seller asc;
+--   * catalog_slug_summary takes name, hero image and description from the seller with the
+--     lowest priority whose value is not NULL (no seller ranked before it has one; the slug
+--     stands in for a missing name), and lists sellers[] in priority order.
 with
 
 slug_sellers as (
@@ -36,84 +40,132 @@ slugs as (
     from {{ ref('catalog_slug_summary') }}
 ),
 
-expected_ranks as (
+ranked as (
     select
-        slug_sellers.slug,
-        slug_sellers.seller,
-        slug_sellers.seller_priority,
-        row_number() over (
-            partition by slug_sellers.slug
-            order by
-                seller_priority_seed.priority asc nulls last,
-                slug_sellers.last_seen_at desc,
-                slug_sellers.seller asc
-        ) as expected_priority
+        slug_sellers.*,
+        seller_priority_seed.priority as seed_priority
     from slug_sellers
     left join seller_priority_seed on slug_sellers.seller = seller_priority_seed.seller
 ),
 
-rank_violations as (
+contiguity_violations as (
     select
         slug,
-        'seller ' || seller || ' has priority ' || seller_priority || ', expected ' || expected_priority as violation
-    from expected_ranks
-    where seller_priority is distinct from expected_priority
+        'seller_priority is not 1..' || count(*) as violation
+    from ranked
+    group by slug
+    having
+        min(seller_priority) <> 1
+        or max(seller_priority) <> count(*)
+        or count(distinct seller_priority) <> count(*)
 ),
 
-expected_fields as (
+order_violations as (
+    select
+        earlier.slug,
+        'seller ' || later.seller || ' (priority ' || later.seller_priority || ') should rank before '
+        || earlier.seller || ' (priority ' || earlier.seller_priority || ')' as violation
+    from ranked as earlier
+    inner join ranked as later
+        on
+            earlier.slug = later.slug
+            and later.seller_priority = earlier.seller_priority + 1
+    where
+        (later.seed_priority is not null and earlier.seed_priority is null)
+        or later.seed_priority < earlier.seed_priority
+        or (
+            later.seed_priority is null
+            and earlier.seed_priority is null
+            and (
+                later.last_seen_at > earlier.last_seen_at
+                or (later.last_seen_at = earlier.last_seen_at and later.seller < earlier.seller)
+            )
+        )
+),
+
+-- the seller each field must come from: has the value, and no seller ranked before it has one
+name_sources as (
     select
         slug,
-        (array_agg(product_name order by seller_priority))[1] as name,
-        (array_agg(seller order by seller_priority) filter (where image_url is not null))[1] as hero_image_seller,
-        (array_agg(image_url order by seller_priority) filter (where image_url is not null))[1] as hero_image_url,
-        (array_agg(seller order by seller_priority) filter (where description is not null))[1] as description_seller,
-        (array_agg(description order by seller_priority) filter (where description is not null))[1] as description,
-        array_agg(seller order by seller_priority) as sellers
-    from slug_sellers
-    group by slug
+        product_name
+    from ranked
+    where
+        product_name is not null
+        and not exists (
+            select 1
+            from ranked as earlier_ranked
+            where
+                earlier_ranked.slug = ranked.slug
+                and earlier_ranked.seller_priority < ranked.seller_priority
+                and earlier_ranked.product_name is not null
+        )
+),
+
+image_sources as (
+    select
+        slug,
+        seller,
+        image_url
+    from ranked
+    where
+        image_url is not null
+        and not exists (
+            select 1
+            from ranked as earlier_ranked
+            where
+                earlier_ranked.slug = ranked.slug
+                and earlier_ranked.seller_priority < ranked.seller_priority
+                and earlier_ranked.image_url is not null
+        )
+),
+
+description_sources as (
+    select
+        slug,
+        seller,
+        description
+    from ranked
+    where
+        description is not null
+        and not exists (
+            select 1
+            from ranked as earlier_ranked
+            where
+                earlier_ranked.slug = ranked.slug
+                and earlier_ranked.seller_priority < ranked.seller_priority
+                and earlier_ranked.description is not null
+        )
 ),
 
 field_violations as (
     select
         slugs.slug,
-        'name/hero/description/sellers not taken by priority' as violation
+        'name/hero image/description not taken from the first seller that has one' as violation
     from slugs
-    inner join expected_fields on slugs.slug = expected_fields.slug
+    left join name_sources on slugs.slug = name_sources.slug
+    left join image_sources on slugs.slug = image_sources.slug
+    left join description_sources on slugs.slug = description_sources.slug
     where
-        slugs.name is distinct from expected_fields.name
-        or slugs.hero_image_url is distinct from expected_fields.hero_image_url
-        or slugs.hero_image_seller is distinct from expected_fields.hero_image_seller
-        or slugs.description is distinct from expected_fields.description
-        or slugs.description_seller is distinct from expected_fields.description_seller
-        or slugs.sellers is distinct from expected_fields.sellers
+        slugs.name is distinct from coalesce(name_sources.product_name, slugs.slug)
+        or slugs.hero_image_url is distinct from image_sources.image_url
+        or slugs.hero_image_seller is distinct from image_sources.seller
+        or slugs.description is distinct from description_sources.description
+        or slugs.description_seller is distinct from description_sources.seller
 ),
 
-tlamagames_violations as (
-    -- spelled out for the two named sellers while the seed ranks them 1 and 2
+sellers_violations as (
     select
-        slug,
-        'tlamagames/tlamagase are not first' as violation
-    from slugs
-    where
-        (
-            select count(*)
-            from seller_priority_seed
-            where
-                (seller_priority_seed.seller, seller_priority_seed.priority)
-                in (('tlamagames', 1), ('tlamagase', 2))
-        ) = 2
-        and (
-            ('tlamagames' = any(sellers) and sellers[1] <> 'tlamagames')
-            or (
-                'tlamagase' = any(sellers)
-                and array_position(sellers, 'tlamagase')
-                <> case when 'tlamagames' = any(sellers) then 2 else 1 end
-            )
-        )
+        ranked.slug,
+        'sellers[' || ranked.seller_priority || '] is not ' || ranked.seller as violation
+    from ranked
+    inner join slugs on ranked.slug = slugs.slug
+    where slugs.sellers[ranked.seller_priority] is distinct from ranked.seller
 )
 
-select * from rank_violations
+select * from contiguity_violations
+union all
+select * from order_violations
 union all
 select * from field_violations
 union all
-select * from tlamagames_violations
+select * from sellers_violations

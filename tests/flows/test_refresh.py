@@ -31,10 +31,12 @@ from flows.refresh import (
 from pricecat.config import Settings
 from pricecat.generation import GENERATION_SQL
 from tests import helpers
-from tests.fixtures.snapshots import ROWS
+from tests.fixtures.expected import QUARANTINED
+from tests.fixtures.snapshots import LISTINGS, ROWS
 
-SLUGS = sorted({r["product_name_normalized"] for r in ROWS})
-SLUG_SELLERS = {(r["product_name_normalized"], r["seller"]) for r in ROWS}
+# the accepted rows' slugs and offers (BAD_LISTINGS are quarantined)
+SLUGS = sorted({listing.slug for listing in LISTINGS})
+SLUG_SELLERS = {(listing.slug, listing.seller) for listing in LISTINGS}
 MAX_SCRAPED_AT = max(r["scraped_at"] for r in ROWS)
 
 
@@ -127,6 +129,7 @@ def test_refresh_publishes_and_bumps_generation(
     assert json.loads(timings["mart_rows"]) == {
         "catalog_slug_summary": len(SLUGS),
         "catalog_slug_seller_summary": len(SLUG_SELLERS),
+        "catalog_quarantined_snapshots": len(QUARANTINED),
     }
     assert float(run["duration_seconds"]) >= sum(
         json.loads(timings["timings"])[k] for k in ("freshness", "build", "publish")
@@ -144,17 +147,19 @@ def test_refresh_publishes_and_bumps_generation(
     assert asyncio.run(count_as_api()) == len(SLUGS)
 
 
-def test_failing_dbt_test_publishes_nothing(
+def test_failing_dbt_node_publishes_nothing(
     first_publish: dict[str, Any], flow_settings: Settings
 ) -> None:
+    """Bad raw rows cannot fail a build any more (they are quarantined); a broken source can:
+    the staging model fails when a raw column it reads is missing."""
     before_rows = published_rows(flow_settings)
     before_oid = table_oid(flow_settings)
     before_generation = generation(flow_settings)
 
-    bad = dict(ROWS[0])
-    bad["price"] = Decimal("-1.00")
-    bad["scraped_at"] = MAX_SCRAPED_AT + timedelta(minutes=1)
-    helpers.load_rows(flow_settings, [bad])
+    helpers.fetch(
+        flow_settings,
+        "alter table public.product_price_snapshots rename column availability to availability_x",
+    )
     try:
         assert run_refresh_cli(flow_settings, None) == 1
 
@@ -166,13 +171,61 @@ def test_failing_dbt_test_publishes_nothing(
         run = last_run(flow_settings)
         assert run["status"] == "failed"
         assert run["finished_at"] is not None
-        assert "non_negative" in run["error"]
-        assert "price" in run["error"]
+        assert "stg_scraper__product_price_snapshots" in run["error"]
         assert run["slug_rows"] is None and run["generation"] is None
         # the failed build stays in catalog_build for inspection until the next run
         assert "catalog_build" in schemas(flow_settings)
     finally:
-        helpers.fetch(flow_settings, "delete from public.product_price_snapshots where price < 0")
+        helpers.fetch(
+            flow_settings,
+            "alter table public.product_price_snapshots"
+            " rename column availability_x to availability",
+        )
+
+
+def test_bad_raw_rows_are_quarantined_and_the_good_ones_published(
+    first_publish: dict[str, Any], flow_settings: Settings
+) -> None:
+    """A negative price, an NBSP-only slug and a good new game arrive: the refresh publishes the
+    game, lists the two bad rows with their reasons and counts them in the run log."""
+    newest = MAX_SCRAPED_AT + timedelta(minutes=1)
+    template = {**ROWS[0], "scraped_at": newest, "seller": "tlamagames", "availability": "Skladem"}
+    new_rows = [
+        {**template, "product_name_normalized": "nova-hra", "product_name_original": "Nová hra",
+         "price": Decimal("100.00")},
+        {**template, "product_name_normalized": "nova-hra-2", "price": Decimal("-5.00")},
+        {**template, "product_name_normalized": "\u00a0", "price": Decimal("50.00")},
+    ]
+    helpers.load_rows(flow_settings, new_rows)
+    try:
+        assert run_refresh_cli(flow_settings, None) == 0
+        slugs = [r["slug"] for r in helpers.fetch(
+            flow_settings, "select slug from catalog.catalog_slug_summary order by slug"
+        )]
+        assert slugs == sorted([*SLUGS, "nova-hra"])
+        listed = helpers.fetch(
+            flow_settings,
+            "select slug, reason from catalog.catalog_quarantined_snapshots where scraped_at = $1",
+            newest,
+        )
+        assert sorted((r["slug"], r["reason"]) for r in listed) == [
+            ("nova-hra-2", "negative_price"), ("\u00a0", "blank_slug"),
+        ]
+        run = last_run(flow_settings)
+        assert run["status"] == "published"
+        assert run["slug_rows"] == len(SLUGS) + 1
+        import json
+
+        assert json.loads(helpers.fetch(
+            flow_settings, "select mart_rows from catalog_ops.refresh_runs where run_id = $1",
+            run["run_id"],
+        )[0]["mart_rows"])["catalog_quarantined_snapshots"] == len(QUARANTINED) + 2
+    finally:
+        helpers.fetch(
+            flow_settings, "delete from public.product_price_snapshots where scraped_at = $1",
+            newest,
+        )
+        assert run_refresh_cli(flow_settings, None) == 0
 
 
 def test_second_run_is_skipped_while_lock_is_held(

@@ -17,7 +17,7 @@ import pytest
 from pricecat.config import Settings
 from tests import helpers
 from tests.fixtures import expected
-from tests.fixtures.snapshots import ROWS, SLUGS
+from tests.fixtures.snapshots import LISTINGS, ROWS, SLUGS
 
 SELLER_KEYS = sorted(expected.SELLER_SUMMARY)
 
@@ -122,7 +122,8 @@ def test_seller_summary_has_exactly_one_row_per_slug_and_seller(
     counts = Counter((row["slug"], row["seller"]) for row in seller_rows)
     duplicated = {key: n for key, n in counts.items() if n != 1}
     assert not duplicated, f"(slug, seller) pairs with more than one row: {duplicated}"
-    raw_pairs = {(r["product_name_normalized"], r["seller"]) for r in ROWS}
+    # the accepted listings only: the quarantined rows (BAD_LISTINGS) must add no pair
+    raw_pairs = {(listing.slug, listing.seller) for listing in LISTINGS}
     assert set(counts) == raw_pairs == set(expected.SELLER_SUMMARY), (
         f"missing {sorted(raw_pairs - set(counts))}, extra {sorted(set(counts) - raw_pairs)}"
     )
@@ -243,6 +244,7 @@ def test_every_availability_variant_is_classified(fixture_settings: Settings) ->
         "Skladem", "skladem > 5 ks", "Na skladě", "Na objednávku", "U dodavatele",
         "Předobjednávka", "Předprodej", "Připravujeme", "Vyprodáno", "Není skladem",
         "Dočasně nedostupné", "In stock", "Out of stock", "Preorder", None,
+        "Není na skladě", "Not in stock", "Nedostupné (bude skladem 1. 5.)", "Skladem > 5 ks",
     ):
         assert variant in raw_texts, f"fixture lacks availability variant {variant!r}"
     rows = helpers.fetch(
@@ -250,7 +252,7 @@ def test_every_availability_variant_is_classified(fixture_settings: Settings) ->
         "select snapshot_id, availability_raw, is_available, is_preorder"
         " from catalog.stg_scraper__product_price_snapshots",
     )
-    assert len(rows) == len(ROWS)
+    assert len(rows) == len(ROWS) - len(expected.QUARANTINED)
     wrong = []
     for r in rows:
         raw = ROWS[r["snapshot_id"] - 1]["availability"]
@@ -275,3 +277,55 @@ def test_every_category_text_is_normalized(fixture_settings: Settings) -> None:
         if got is None or sorted(got) != want or len(set(got)) != len(got):
             wrong.append(f"{raw!r}: expected {want}, got {got}")
     assert not wrong, "badly normalized categories:\n" + "\n".join(sorted(set(wrong)))
+
+
+# ---- quarantine: bad raw rows are listed with their reason and reach no read model ----------
+
+
+def test_quarantined_rows_are_listed_with_their_reason(fixture_settings: Settings) -> None:
+    rows = helpers.fetch(
+        fixture_settings,
+        "select snapshot_id, seller, slug, scraped_at, reason"
+        " from catalog.catalog_quarantined_snapshots",
+    )
+    got = sorted(
+        (r["seller"], r["slug"], r["scraped_at"], r["reason"]) for r in rows
+    )
+    want = sorted(
+        (seller, slug, expected._ts(at), reason)
+        for seller, slug, at, reason in expected.QUARANTINED
+    )
+    assert got == want
+    for r in rows:  # the listed id is the raw row itself
+        raw = ROWS[r["snapshot_id"] - 1]
+        assert (raw["seller"], raw["product_name_normalized"]) == (r["seller"], r["slug"])
+
+
+def test_quarantined_rows_reach_no_read_model(fixture_settings: Settings) -> None:
+    quarantined_ids = [
+        r["snapshot_id"]
+        for r in helpers.fetch(
+            fixture_settings, "select snapshot_id from catalog.catalog_quarantined_snapshots"
+        )
+    ]
+    assert len(quarantined_ids) == len(expected.QUARANTINED)
+    leaked = helpers.fetch(
+        fixture_settings,
+        "select snapshot_id from catalog.stg_scraper__product_price_snapshots"
+        " where snapshot_id = any($1::bigint[])",
+        quarantined_ids,
+    )
+    assert not leaked
+    negative = helpers.fetch(
+        fixture_settings,
+        "select slug, seller from catalog.catalog_slug_seller_summary"
+        " where least(current_price, min_price, max_price, last_known_price) < 0"
+        " or btrim(seller) = '' or seller like '%' || chr(8199) || '%'",
+    )
+    assert not negative
+
+
+def test_no_fixture_text_is_unmatched(fixture_settings: Settings) -> None:
+    """Every availability text of the fixture has a rule (unknown texts: the YAML unit test)."""
+    rows = helpers.fetch(fixture_settings, "select * from catalog.catalog_availability_unmatched")
+    assert [dict(r) for r in rows] == []

@@ -45,11 +45,12 @@ slug_categories as (
     group by slug_sellers.slug
 ),
 
--- every "first seller in priority order with a value" is an ordered array's first element
+-- every "first seller in priority order with a value" is an ordered array's first element;
+-- staging turned blank texts (NBSP-only included) into NULL, so "has a value" is "is not null"
 aggregated as (
     select
         slug,
-        (array_agg(product_name order by seller_priority))[1] as name,
+        (array_agg(product_name order by seller_priority) filter (where product_name is not null))[1] as name,
         (array_agg(image_url order by seller_priority) filter (where image_url is not null))[1] as hero_image_url,
         (array_agg(seller order by seller_priority) filter (where image_url is not null))[1] as hero_image_seller,
         (array_agg(description order by seller_priority) filter (where description is not null))[1] as description,
@@ -82,7 +83,8 @@ aggregated as (
 final as (
     select
         aggregated.slug,
-        aggregated.name,
+        -- every seller's latest name blank: the slug stands in (a name is never NULL)
+        coalesce(aggregated.name, aggregated.slug) as name,
         aggregated.hero_image_url,
         aggregated.hero_image_seller,
         aggregated.description,
@@ -98,7 +100,7 @@ final as (
         end as availability_status,
         -- stored, not an expression index: unaccent() is only STABLE, so it cannot be indexed directly
         lower(
-            public.unaccent(coalesce(aggregated.name, '') || ' ' || replace(aggregated.slug, '-', ' '))
+            public.unaccent(coalesce(aggregated.name, aggregated.slug) || ' ' || replace(aggregated.slug, '-', ' '))
         ) as search_text,
         aggregated.seller_count,
         (

@@ -1,9 +1,12 @@
 {#
-    One row per raw snapshot, cleaned: texts trimmed (empty -> NULL), availability classified by the
-    availability_rules seed, categories normalized to a sorted text[]. A view: no joins across
-    snapshots, no aggregation. The rule lookup is a lateral join keyed by the raw availability text
-    only, so Postgres memoizes it (a few dozen distinct texts for millions of rows) and unaccent runs
-    once per distinct text, not once per row.
+    One row per accepted raw snapshot, cleaned: texts trimmed of every blank (NBSP included;
+    empty -> NULL), availability classified by `classify_availability` (the availability_rules
+    seed), categories normalized to a sorted text[]. Rows breaking a row-level rule (negative
+    price, blank slug, blank seller: `quarantine_reason`) are left out here, so no read model ever
+    sees them; `catalog_quarantined_snapshots` lists them. A view: no joins across snapshots, no
+    aggregation. The rule lookup is a lateral join keyed by the raw availability text only, so
+    Postgres memoizes it (a few dozen distinct texts for millions of rows) and unaccent runs once
+    per distinct text, not once per row.
 #}
 with
 
@@ -24,34 +27,20 @@ source as (
     from {{ source('scraper', 'product_price_snapshots') }}
 ),
 
-availability_rules as (
-    select
-        rule_order,
-        {{ normalize_match_text('pattern') }} as pattern,
-        is_available,
-        is_preorder
-    from {{ ref('availability_rules') }}
+accepted as (
+    select *
+    from source
+    where {{ quarantine_reason('product_name_normalized', 'seller', 'price') }} is null
 ),
 
 classified as (
     select
-        source.*,
-        first_matching_rule.is_available,
-        first_matching_rule.is_preorder
-    from source
-    left join lateral (
-        select
-            availability_rules.is_available,
-            availability_rules.is_preorder
-        from availability_rules
-        where
-            strpos(
-                {{ normalize_match_text('source.availability') }},
-                availability_rules.pattern
-            ) > 0
-        order by availability_rules.rule_order
-        limit 1
-    ) as first_matching_rule on true
+        accepted.*,
+        availability_rule.rule_order as availability_rule_order,
+        availability_rule.is_available,
+        availability_rule.is_preorder
+    from accepted
+    {{ classify_availability('accepted.availability') }}
 ),
 
 final as (
@@ -66,6 +55,7 @@ final as (
         {{ empty_to_null('image_url') }} as image_url,
         {{ empty_to_null('description') }} as description,
         price,
+        availability_rule_order,
         coalesce(is_available, false) as is_available,
         coalesce(is_preorder, false) as is_preorder,
         -- presence flags let the marts locate the latest non-empty value without carrying
@@ -74,7 +64,7 @@ final as (
         {{ has_text('image_url') }} as has_image_url,
         {{ has_text('description') }} as has_description,
         -- same as cardinality(categories) > 0, without building the array
-        coalesce(categories ~ '[^,[:space:]]', false) as has_categories,
+        coalesce(categories ~ e'[^,{{ blank_characters() }}]', false) as has_categories,
         scraped_at,
         {{ empty_to_null('categories') }} as categories_raw,
         {{ normalize_categories('categories') }} as categories
