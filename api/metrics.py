@@ -110,6 +110,12 @@ DATA_AGE = Gauge(
     "Seconds since the newest snapshot in the published read models (set on scrape).",
     multiprocess_mode="livemostrecent",
 )
+QUARANTINED = Gauge(
+    "pricecat_quarantined_rows",
+    "Raw rows the published build left out of the read models (negative price, blank slug or "
+    "seller; catalog.catalog_quarantined_snapshots; set on scrape).",
+    multiprocess_mode="livemostrecent",
+)
 WORKERS = Gauge(
     "pricecat_worker_up",
     "1 per live worker process (one series per pid in multiprocess mode).",

@@ -11,6 +11,7 @@ from pricecat.generation import GENERATION_SQL
 
 READ_MODELS_SQL = load_sql("read_models")
 DATA_AGE_SQL = load_sql("data_age")
+QUARANTINED_SQL = load_sql("quarantined")
 
 
 class DataAge(TypedDict):
@@ -43,3 +44,8 @@ async def generation(db: Database) -> tuple[int, int | None]:
         return 0, None
     previous = row["previous_build_id"]
     return int(row["build_id"]), None if previous is None else int(previous)
+
+
+async def quarantined_rows(db: Database) -> int:
+    """Raw rows the published build left out (catalog_quarantined_snapshots)."""
+    return int(await db.fetchval("quarantined", QUARANTINED_SQL))

@@ -107,6 +107,7 @@ async def metrics_endpoint(request: Request, db: Database) -> HTTPResponse:
         age = await health.data_age(db)
         if age["age_seconds"] is not None:
             metrics.DATA_AGE.set(age["age_seconds"])
+        metrics.QUARANTINED.set(await health.quarantined_rows(db))
     except Exception:  # noqa: BLE001,S110 - metrics must render even without Postgres
         pass
     body, content_type = metrics.render()

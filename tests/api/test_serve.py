@@ -44,6 +44,8 @@ def test_metrics_aggregate_both_workers(two_workers: ApiServer) -> None:
     assert "pricecat_http_request_duration_seconds_bucket" in text
     assert "pricecat_data_age_seconds" in text
     assert metric_sum(samples, "pricecat_data_age_seconds") > 0
+    # the fixture's four bad raw rows (tests/fixtures/expected.py QUARANTINED, by hand)
+    assert metric_sum(samples, "pricecat_quarantined_rows") == 4
 
 
 def test_single_flight_across_workers(two_workers: ApiServer) -> None:
