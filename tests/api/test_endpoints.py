@@ -479,3 +479,16 @@ def test_root_without_or_with_web_build(api: ApiServer) -> None:
         assert api.get("/?q=katan&page=2").text == r.text
     # the UI never shadows the API
     assert api.get("/api/v1/nope").json()["error"]["code"] == "not_found"
+
+
+@pytest.mark.parametrize("value", ["rodinné hry", "rodinné\u00a0hry", " Rodinné\u202fhry\u2009"])
+def test_nbsp_category_facet_filters_what_it_counts(api: ApiServer, value: str) -> None:
+    """The facet 'rodinné hry' counts carcassonne, whose tag is 'rodinné\\u00a0hry' at
+    tlamagames: filtering by it (typed with any Unicode blank) returns the same 6 products."""
+    facets = {c["name"]: c["count"] for c in api.get("/api/v1/meta/categories").json()["items"]}
+    assert facets["rodinné hry"] == 6
+    r = api.get("/api/v1/catalog", params={"categories": value, "page_size": 50})
+    assert r.status_code == 200, r.text
+    body = r.json()
+    assert body["total"] == 6
+    assert "carcassonne" in {i["slug"] for i in body["items"]}
