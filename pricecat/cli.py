@@ -82,6 +82,8 @@ def build_parser() -> argparse.ArgumentParser:
 
     p = sub.add_parser("schedule", help="serve the refresh deployment every 15 minutes")
     p.add_argument("--cron", default="*/15 * * * *")
+    p.add_argument("--pool", default=None,
+                   help="deploy to this work pool (a process worker runs it) instead of serving")
     p.set_defaults(func=cmd_schedule)
 
     p = sub.add_parser("serve", help="serve the JSON API and the web UI")
