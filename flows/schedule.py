@@ -73,6 +73,7 @@ def deploy_to_pool(pool: str, cron: str = DEFAULT_CRON) -> str:
     run_coro_as_sync(ensure_pool())
     ids = deploy(build_deployment(cron), work_pool_name=pool, build=False, push=False,
                  print_next_steps_message=False)
+    assert isinstance(ids, list)  # called from sync code: deploy() ran to completion
     return str(ids[0])
 
 
