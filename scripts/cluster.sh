@@ -29,6 +29,7 @@ API_WORKERS="${CLUSTER_API_WORKERS:-1}"
 PREFECT_PORT="${CLUSTER_PREFECT_PORT:-4210}"
 WORK_POOL="${CLUSTER_WORK_POOL:-pricecat-refresh}"
 MICRO_CACHE="${CLUSTER_MICRO_CACHE:-1}"
+PREFECT="${CLUSTER_PREFECT:-1}"                # 0: no Prefect server/worker (the fault tests)
 
 RUN="$CLUSTER_DIR/run"          # pidfiles
 LOGS="$CLUSTER_DIR/logs"
@@ -287,6 +288,7 @@ components() {
     echo "primary $pid postgresql://$PRIMARY_HOST:$PRIMARY_PORT/$DB_NAME $ok"
     ok=false; redis-cli -h 127.0.0.1 -p "$REDIS_PORT" ping > /dev/null 2>&1 && ok=true
     echo "redis $(pid_of redis) $REDIS_URL_CLUSTER $ok"
+    [ "$PREFECT" = 1 ] || return 0
     ok=false; curl -fsS -o /dev/null --max-time 2 "$PREFECT_URL/health" 2>/dev/null && ok=true
     echo "prefect-server $(pid_of prefect-server) $PREFECT_URL $ok"
     ok=false
@@ -319,7 +321,7 @@ up() {
     start_redis
     start_api
     start_nginx
-    start_prefect
+    [ "$PREFECT" = 1 ] && start_prefect
     status
 }
 
