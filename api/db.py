@@ -375,6 +375,8 @@ class Database:
 
         A replica's recovery conflict is retried once too; a connection broken because the
         preferred server went away is retried once on the fallback (``DatabaseTargets``)."""
+        if self.targets is not None and self.targets.on_fallback:
+            await self.targets.maybe_return()  # at most one probe per retry_preferred_seconds
         for attempt in (1, 2):
             try:
                 async with self.connection(name) as conn:

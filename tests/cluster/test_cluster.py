@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import json
 import os
+import shutil
 import signal
 import subprocess
 import threading
@@ -77,16 +78,17 @@ class Cluster:
 
 
 @pytest.fixture(scope="module")
-def cluster(base_settings: Settings, tmp_path_factory: pytest.TempPathFactory) -> Iterator[Cluster]:
+def cluster(base_settings: Settings) -> Iterator[Cluster]:
     from tests.fixtures.snapshots import ROWS
 
     if os.geteuid() != 0:
         pytest.skip("the cluster tests run the replica as the postgres OS user (root needed)")
     settings = helpers.settings_for_database(base_settings, helpers.unique_db_name("pricecat_cl"))
     helpers.create_database(settings)
-    state = tmp_path_factory.mktemp("cluster")
-    os.chmod(state, 0o755)
     ports = {k: free_port() for k in ("http", "nocache", "replica", "redis")}
+    # under the repo (gitignored), not /tmp/pytest-of-root: the postgres user must reach it
+    state = REPO / f".cluster-test-{ports['replica']}"
+    state.mkdir()
     env = {
         **os.environ,
         "CLUSTER_DIR": str(state),
@@ -111,6 +113,7 @@ def cluster(base_settings: Settings, tmp_path_factory: pytest.TempPathFactory) -
         yield c
     finally:
         c.sh("down", check=False)
+        shutil.rmtree(state, ignore_errors=True)
         helpers.drop_database(settings)
 
 
