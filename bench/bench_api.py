@@ -61,7 +61,6 @@ from redis.asyncio import Redis
 from api.server import ApiOptions
 from bench.common import fold, free_port
 from pricecat.config import API_ROLE, Settings, with_user
-from pricecat.generation import bump_generation, get_generation
 
 REPO_ROOT = Path(__file__).resolve().parent.parent
 PRICECAT = str(Path(sys.executable).parent / "pricecat")
@@ -416,6 +415,8 @@ def run_wrk(base: str, paths_file: Path, workdir: Path, tag: str, args: argparse
 async def new_generation(redis_url: str, namespace: str) -> int:
     redis = Redis.from_url(redis_url)
     try:
+        from pricecat.generation import bump_generation  # type: ignore[attr-defined]
+
         return await bump_generation(redis, namespace)
     finally:
         await redis.aclose()
@@ -424,6 +425,8 @@ async def new_generation(redis_url: str, namespace: str) -> int:
 async def current_generation(redis_url: str, namespace: str) -> int:
     redis = Redis.from_url(redis_url)
     try:
+        from pricecat.generation import get_generation  # type: ignore[attr-defined]
+
         return await get_generation(redis, namespace)
     finally:
         await redis.aclose()
