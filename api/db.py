@@ -17,6 +17,17 @@
 - ``Database.saturated()``: True when every pooled connection is taken or requests are already
   queued for one (counted here, no pool internals), so a new acquisition would wait. The cache
   then answers a miss from the previous generation's entry rather than queueing (api/cache.py).
+- Reading a hot-standby replica: a statement cancelled because the replica replays a
+  conflicting change (SQLSTATE 40001 "conflict with recovery", 57P04) is retried once on a fresh
+  acquisition; a second cancellation raises ``RecoveryConflict`` (a ``ServiceUnavailable``: the
+  cache answers the previous generation's entry when it holds one).
+- ``DatabaseTargets``: the server the API reads (``API_DATABASE_URL``, e.g. a replica) and an
+  optional fallback (``API_DATABASE_FALLBACK_URL``, e.g. the primary). The pool and the
+  generation reader connect through the same object, so both always read the same server (a
+  cache key's build and its data come from one place). When the preferred server refuses
+  connections every connection moves to the fallback (``/readyz`` then says "degraded"); every
+  ``retry_preferred_seconds`` the preferred one is probed and, once it answers, everything
+  moves back.
 """
 
 from __future__ import annotations
@@ -54,6 +65,12 @@ UNAVAILABLE = (
     asyncpg.exceptions.CrashShutdownError,
     asyncpg.exceptions.InterfaceError,
 )
+#: A hot standby cancelled the statement: it replays a change that conflicts with it (a dropped
+#: or renamed relation, a vacuum) — 40001 "conflict with recovery", 57P04 database dropped.
+RECOVERY_CONFLICT = (
+    asyncpg.exceptions.SerializationError,
+    asyncpg.exceptions.DatabaseDroppedError,
+)
 #: Connecting with these is a configuration mistake: fail start-up with a clear message.
 FATAL_AT_START = (
     asyncpg.exceptions.InvalidCatalogNameError,
@@ -68,6 +85,13 @@ class DatabaseUnavailable(ServiceUnavailable):
 
 class DatabaseTimeout(ServiceUnavailable):
     code = "database_timeout"
+
+
+class RecoveryConflict(ServiceUnavailable):
+    """A replica cancelled the statement twice (it replays conflicting changes); the cache
+    answers from the previous generation when it can."""
+
+    code = "database_recovery_conflict"
 
 
 class DatabaseBusy(ServiceUnavailable):
@@ -115,6 +139,9 @@ class Session:
         except RETRYABLE:
             metrics.DB_ERRORS.labels(name, "retry").inc()
             raise
+        except RECOVERY_CONFLICT:
+            metrics.DB_ERRORS.labels(name, "recovery_conflict").inc()
+            raise
         except asyncpg.exceptions.QueryCanceledError as exc:
             metrics.DB_ERRORS.labels(name, "timeout").inc()
             raise DatabaseTimeout("The database did not answer in time") from exc
@@ -133,12 +160,97 @@ class Session:
         return await self._run(name, "fetchval", sql, args)
 
 
+class DatabaseTargets:
+    """Where the API reads: ``preferred`` (API_DATABASE_URL) and, optionally, ``fallback``
+    (API_DATABASE_FALLBACK_URL). Everything of one worker (pool + generation reader) connects
+    through one instance, so it reads one server at a time."""
+
+    def __init__(
+        self, preferred: str, fallback: str | None = None, retry_preferred_seconds: float = 5.0
+    ) -> None:
+        self.urls = [preferred] + ([fallback] if fallback and fallback != preferred else [])
+        self.retry_preferred_seconds = retry_preferred_seconds
+        self.index = 0
+        #: bumped on every switch: connections made before it belong to the other server
+        self.epoch = 0
+        self._probed_at = 0.0
+        self._on_switch: list[Callable[[], object]] = []
+
+    @property
+    def dsn(self) -> str:
+        return self.urls[self.index]
+
+    @property
+    def on_fallback(self) -> bool:
+        return self.index > 0
+
+    @property
+    def can_fail_over(self) -> bool:
+        return len(self.urls) > 1 and self.index == 0
+
+    def on_switch(self, callback: Callable[[], object]) -> None:
+        self._on_switch.append(callback)
+
+    def _switch(self, index: int, reason: str) -> None:
+        if index == self.index:
+            return
+        self.index = index
+        self.epoch += 1
+        self._probed_at = time.monotonic()
+        where = "the fallback database" if index else "the preferred database"
+        log.warning("reading %s from now on (%s)", where, reason)
+        metrics.DB_ERRORS.labels("targets", "fallback" if index else "preferred").inc()
+        for callback in self._on_switch:
+            callback()
+
+    async def connect(self, *_args: Any, **kwargs: Any) -> Any:
+        """A connection to the current server (asyncpg.connect's keywords); the preferred one
+        unreachable -> switch to the fallback and connect there."""
+        try:
+            return await asyncpg.connect(self.dsn, **kwargs)
+        except UNAVAILABLE as exc:
+            if not self.can_fail_over:
+                raise
+            self._switch(1, f"{type(exc).__name__}: {exc}")
+            return await asyncpg.connect(self.dsn, **kwargs)
+
+    async def fail_over(self, timeout: float = 1.0) -> bool:
+        """After a broken connection: if the preferred server no longer accepts connections,
+        switch to the fallback. True when a switch happened (a retry then reads the fallback)."""
+        if not self.can_fail_over:
+            return False
+        try:
+            conn = await asyncpg.connect(self.urls[0], timeout=timeout)
+        except (*UNAVAILABLE, asyncpg.PostgresError) as exc:
+            self._switch(1, f"{type(exc).__name__}: {exc}")
+            return True
+        await conn.close()
+        return False
+
+    async def maybe_return(self, timeout: float = 1.0) -> None:
+        """On the fallback: every ``retry_preferred_seconds`` see whether the preferred server
+        answers again, and move back to it if so."""
+        now = time.monotonic()
+        if not self.on_fallback or now - self._probed_at < self.retry_preferred_seconds:
+            return
+        self._probed_at = now
+        try:
+            conn = await asyncpg.connect(self.urls[0], timeout=timeout)
+        except (*UNAVAILABLE, asyncpg.PostgresError):
+            return
+        await conn.close()
+        self._switch(0, "it answers again")
+
+
 class Database:
     """The pool plus the retry/metrics policy."""
 
-    def __init__(self, pool: asyncpg.Pool, options: PoolOptions) -> None:
+    def __init__(
+        self, pool: asyncpg.Pool, options: PoolOptions, targets: DatabaseTargets | None = None
+    ) -> None:
         self.pool = pool
         self.options = options
+        self.targets = targets
         self._closing: asyncio.Task[None] | None = None
         #: acquisitions under way (queued or connecting) and connections handed out
         self._waiting = 0
@@ -150,9 +262,13 @@ class Database:
         return self._in_use + self._waiting >= self.options.max_size
 
     @classmethod
-    async def connect(cls, dsn: str, statement_timeout_ms: int, options: PoolOptions) -> Database:
+    async def connect(
+        cls, dsn: str | DatabaseTargets, statement_timeout_ms: int, options: PoolOptions
+    ) -> Database:
         """Create the pool. A wrong database/role/password fails fast; an unreachable server does
-        not (the API starts, serves cached answers, and answers 503 until Postgres is back)."""
+        not (the API starts, serves cached answers, and answers 503 until Postgres is back).
+        ``dsn``: a URL, or ``DatabaseTargets`` (a preferred server and a fallback)."""
+        targets = dsn if isinstance(dsn, DatabaseTargets) else DatabaseTargets(dsn)
         server_settings = {
             "statement_timeout": str(int(statement_timeout_ms)),
             "application_name": "pricecat-api",
@@ -165,8 +281,8 @@ class Database:
         }
         min_size = options.min_size
         try:
-            probe = await asyncpg.connect(
-                dsn, timeout=options.connect_timeout, server_settings=server_settings
+            probe = await targets.connect(
+                timeout=options.connect_timeout, server_settings=server_settings
             )
             await probe.close()
         except FATAL_AT_START:
@@ -175,7 +291,8 @@ class Database:
             log.warning("Postgres unreachable at start-up (%s): starting anyway", exc)
             min_size = 0
         pool = await asyncpg.create_pool(
-            dsn,
+            targets.dsn,
+            connect=targets.connect,
             min_size=min_size,
             max_size=options.max_size,
             timeout=options.connect_timeout,
@@ -187,7 +304,9 @@ class Database:
             max_inactive_connection_lifetime=300.0,
         )
         metrics.DB_POOL_SIZE.inc(options.max_size)
-        return cls(pool, options)
+        # after a switch, connections to the other server are replaced as they come back
+        targets.on_switch(lambda: asyncio.ensure_future(pool.expire_connections()))
+        return cls(pool, options, targets)
 
     async def close(self) -> None:
         """Close the pool once, however often this is awaited (Sanic may run the shutdown
@@ -252,7 +371,12 @@ class Database:
         ``generation``: the build the answer is for (its cache key's generation). The build id
         is re-read on the same connection after ``work``; a different one raises
         ``GenerationMoved``. The key's generation was read before ``work`` began and build ids
-        never come back, so an unchanged id proves that every statement read that one build."""
+        never come back, so an unchanged id proves that every statement read that one build.
+
+        A replica's recovery conflict is retried once too; a connection broken because the
+        preferred server went away is retried once on the fallback (``DatabaseTargets``)."""
+        if self.targets is not None and self.targets.on_fallback:
+            await self.targets.maybe_return()  # at most one probe per retry_preferred_seconds
         for attempt in (1, 2):
             try:
                 async with self.connection(name) as conn:
@@ -269,7 +393,19 @@ class Database:
                     ) from exc
                 log.info("retrying %s after %s (schema swap?)", name, type(exc).__name__)
                 await asyncio.sleep(0.05)
-            except UNAVAILABLE as exc:  # e.g. the connection broke between statements
+            except RECOVERY_CONFLICT as exc:
+                if attempt == 2:
+                    raise RecoveryConflict(
+                        "The replica is replaying conflicting changes; retry"
+                    ) from exc
+                log.info("retrying %s after a recovery conflict on the replica", name)
+            except (*UNAVAILABLE, DatabaseUnavailable) as exc:
+                # e.g. the connection broke between statements; the preferred server gone ->
+                # once more on the fallback
+                if attempt == 1 and self.targets is not None and await self.targets.fail_over():
+                    continue
+                if isinstance(exc, DatabaseUnavailable):
+                    raise
                 metrics.DB_ERRORS.labels(name, "unavailable").inc()
                 raise DatabaseUnavailable("The database is unavailable") from exc
         raise AssertionError("unreachable")  # pragma: no cover
@@ -289,19 +425,24 @@ class GenerationReader:
     the pool: the once-a-second check never queues behind a saturated pool and answers within
     ``timeout`` or raises ``DatabaseUnavailable`` (the cache then keeps its last generation)."""
 
-    def __init__(self, dsn: str, timeout: float = 1.0) -> None:
-        self.dsn = dsn
+    def __init__(self, dsn: str | DatabaseTargets, timeout: float = 1.0) -> None:
+        self.targets = dsn if isinstance(dsn, DatabaseTargets) else DatabaseTargets(dsn)
         self.timeout = timeout
         self._conn: asyncpg.Connection | None = None
+        self._epoch = self.targets.epoch
         self._lock = asyncio.Lock()
 
     async def read(self) -> tuple[int, int | None]:
         """(published build id, the build it replaced)."""
         async with self._lock:
             try:
+                # the generation is read from the server the pool reads (see DatabaseTargets)
+                await self.targets.maybe_return(self.timeout)
+                if self._epoch != self.targets.epoch:
+                    await self._drop()
                 if self._conn is None or self._conn.is_closed():
-                    self._conn = await asyncpg.connect(
-                        self.dsn,
+                    self._epoch = self.targets.epoch
+                    self._conn = await self.targets.connect(
                         timeout=self.timeout,
                         server_settings={
                             "application_name": "pricecat-api-generation",

@@ -147,6 +147,14 @@ class Ready(BaseModel):
         description="Id of the published build the API reads (catalog_build_info.build_id); "
         "cache keys embed it"
     )
+    role: str | None = Field(
+        description="'replica' when the API reads a hot standby, 'primary' otherwise "
+        "(null when Postgres is unreachable)"
+    )
+    replay_lag_seconds: float | None = Field(
+        description="How far the replica's replay is behind (now - last replayed commit), 0 "
+        "when it has replayed everything it received; 0 on a primary"
+    )
     checks: dict[str, Check]
     data_age_seconds: float | None
     data_as_of: str | None

@@ -128,7 +128,7 @@ def create_app(
 
     from api import metrics
     from api.cache import Cache, CacheOptions
-    from api.db import Database, GenerationReader, PoolOptions
+    from api.db import Database, DatabaseTargets, GenerationReader, PoolOptions
     from api.errors import JsonErrorHandler
     from api.http import ApiRequest, Cors, RateLimiter, gzip_response
     from api.routes import catalog, images, meta, ops, products, search, web
@@ -206,8 +206,10 @@ def create_app(
     async def open_pools(app: Sanic[Any, Any]) -> None:
         from redis.asyncio import BlockingConnectionPool, Redis
 
+        # pool and generation reader read the same server (replica, else the fallback)
+        targets = DatabaseTargets(settings.api_database_url, settings.api_database_fallback_url)
         app.ctx.db = await Database.connect(
-            settings.api_database_url,
+            targets,
             settings.statement_timeout_ms,
             PoolOptions(
                 min_size=options.db_pool_min,
@@ -225,7 +227,7 @@ def create_app(
             socket_timeout=options.redis_timeout,
         )
         app.ctx.redis = Redis(connection_pool=pool)
-        app.ctx.generation_reader = GenerationReader(settings.api_database_url)
+        app.ctx.generation_reader = GenerationReader(targets)
         # a load may queue for the pool, then run up to 3 statements: the lock covers that
         lock_ms = int(options.db_acquire_timeout * 1000 + 2 * settings.statement_timeout_ms + 1000)
         app.ctx.cache = Cache(

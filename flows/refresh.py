@@ -10,8 +10,10 @@
             Any failing node fails the flow, names the node in the log and in refresh_runs.error,
             and leaves `catalog` (and with it the data generation) untouched.
 5. publish  one short transaction (lock_timeout, retried): grant the API role, rename `catalog`
-            to `catalog_old_<stamp>`, rename `catalog_build` to `catalog`; then drop the old schema
-            in a separate statement (lock_timeout; if it cannot get the lock the next run drops it).
+            to `catalog_old_<stamp>`, rename `catalog_build` to `catalog`. The old schema is kept
+            until a later run's cleanup (step 2 keeps the newest `catalog_old_*`, drops older
+            ones): dropping its tables right away would, once replayed on a hot-standby replica,
+            cancel the replica's reads still running on them ("conflict with recovery").
 6. record   the published build id (`catalog.catalog_build_info.build_id`, the API's data
             generation: the swap itself turns the API caches over, Redis plays no part), rows
             per mart, step timings and status 'published'.
@@ -272,7 +274,8 @@ async def start_run_log(settings: Settings, flow_run_id: str | None, status: str
 
 @task(name="cleanup-leftovers", retries=3, retry_delay_seconds=RETRY_DELAYS, **TASK_OPTIONS)
 async def cleanup_leftovers(settings: Settings) -> list[str]:
-    """Drop `catalog_build` and `catalog_old_*` left by killed or lock-starved runs."""
+    """Drop `catalog_build` (left by killed runs) and every `catalog_old_*` but the newest (the
+    schema the last publish replaced: replicas may still be reading it)."""
     logger = get_run_logger()
     conn = await _connect(settings)
     dropped: list[str] = []
@@ -286,6 +289,9 @@ async def cleanup_leftovers(settings: Settings) -> list[str]:
             BUILD_SCHEMA,
             OLD_SCHEMA_PREFIX,
         )
+        old = [r for r in names if r["nspname"] != BUILD_SCHEMA]  # oldest first (stamped names)
+        if old:
+            names = [r for r in names if r is not old[-1]]
         for record in names:
             name: str = record["nspname"]
             try:
@@ -688,10 +694,8 @@ async def refresh_catalog() -> dict[str, Any] | State[Any]:
         old_schema = await publish(settings, f"{_stamp()}_{run_id}")
         timings["publish"] = round(time.monotonic() - step, 3)
 
-        step = time.monotonic()
-        if old_schema:
-            await drop_old_schema(settings, old_schema)
-        timings["drop_old"] = round(time.monotonic() - step, 3)
+        if old_schema:  # dropped by a later run's cleanup, after replicas are done with it
+            logger.info("kept %s for replicas still reading it", old_schema)
 
         generation = await published_generation(settings)
 

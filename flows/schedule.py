@@ -7,6 +7,13 @@ guard (it also covers `pricecat refresh` started by hand while the scheduler run
 
 A scheduled `serve()` needs a real Prefect server (`prefect server start`, PREFECT_API_URL);
 Prefect's ephemeral mode refuses to schedule.
+
+`pricecat schedule --pool NAME` instead registers the same deployment (schedule, concurrency
+limit) with a work pool and exits: any process worker polling that pool runs it (`prefect worker
+start --pool NAME --type process`, on this host or another one; scripts/cluster.sh does this).
+The worker imports `flows.refresh` by module path, so a worker host needs this repository
+installed (`bash scripts/setup.sh`) and DATABASE_URL pointing at the primary in its environment;
+no code is uploaded anywhere and no database URL is stored in Prefect.
 """
 
 from __future__ import annotations
@@ -47,6 +54,29 @@ def build_deployment(cron: str = DEFAULT_CRON) -> RunnerDeployment:
     return deployment
 
 
+def deploy_to_pool(pool: str, cron: str = DEFAULT_CRON) -> str:
+    """Register the deployment with work pool ``pool`` (created as a process pool if missing);
+    returns the deployment id."""
+    from prefect.client.orchestration import get_client
+    from prefect.client.schemas.actions import WorkPoolCreate
+    from prefect.deployments.runner import deploy
+    from prefect.exceptions import ObjectAlreadyExists
+    from prefect.utilities.asyncutils import run_coro_as_sync
+
+    async def ensure_pool() -> None:
+        async with get_client() as client:
+            try:
+                await client.create_work_pool(WorkPoolCreate(name=pool, type="process"))
+            except ObjectAlreadyExists:
+                pass
+
+    run_coro_as_sync(ensure_pool())
+    ids = deploy(build_deployment(cron), work_pool_name=pool, build=False, push=False,
+                 print_next_steps_message=False)
+    assert isinstance(ids, list)  # called from sync code: deploy() ran to completion
+    return str(ids[0])
+
+
 def serve_schedule(settings: Settings, args: Any = None) -> int:
     """Serve the deployment in the foreground until interrupted (Ctrl-C pauses the schedule)."""
     from prefect import serve
@@ -60,6 +90,12 @@ def serve_schedule(settings: Settings, args: Any = None) -> int:
             file=sys.stderr,
         )
         return 2
+    pool = getattr(args, "pool", None)
+    if pool:
+        deployment_id = deploy_to_pool(pool, cron)
+        print(f"pricecat schedule: {DEPLOYMENT_NAME} ({deployment_id}) deployed to work pool "
+              f"{pool}; start a worker: prefect worker start --pool {pool} --type process")
+        return 0
     # served runs execute in subprocesses that read DATABASE_URL/REDIS_URL from this environment
     os.environ.setdefault("DATABASE_URL", settings.database_url)
     os.environ.setdefault("REDIS_URL", settings.redis_url)

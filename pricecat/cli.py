@@ -153,6 +153,8 @@ def build_parser() -> argparse.ArgumentParser:
                             "server: PREFECT_API_URL; needs pricecat[refresh])")
     p.add_argument("--cron", default="*/15 * * * *", metavar="EXPR",
                    help="cron expression (UTC) of the refresh runs")
+    p.add_argument("--pool", default=None, metavar="NAME",
+                   help="deploy to this work pool (a process worker runs it) instead of serving")
     p.set_defaults(func=cmd_schedule)
 
     p = command("serve", "serve the JSON API and the web UI (needs pricecat[api])")

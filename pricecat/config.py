@@ -103,6 +103,8 @@ class Settings:
     database_url: str = DEFAULT_DATABASE_URL
     #: URL the API uses (read-only role where configured); defaults to DATABASE_URL.
     api_database_url: str = DEFAULT_DATABASE_URL
+    #: Where the API reads while API_DATABASE_URL (e.g. a replica) is unreachable; None = nowhere.
+    api_database_fallback_url: str | None = None
     redis_url: str = DEFAULT_REDIS_URL
     #: Prefix of every Redis key; defaults to the database name so databases never share caches.
     cache_namespace: str = "pricecat"
@@ -117,6 +119,9 @@ class Settings:
         pg = parse_database_url(database_url)
         api_url = os.environ.get("API_DATABASE_URL") or database_url
         parse_database_url(api_url)
+        fallback_url = os.environ.get("API_DATABASE_FALLBACK_URL") or None
+        if fallback_url:
+            parse_database_url(fallback_url)
         redis_url = os.environ.get("REDIS_URL") or DEFAULT_REDIS_URL
         if urlsplit(redis_url).scheme not in ("redis", "rediss", "unix"):
             raise ConfigError(f"REDIS_URL must start with redis:// (got {redis_url!r})")
@@ -126,6 +131,7 @@ class Settings:
         return cls(
             database_url=database_url,
             api_database_url=api_url,
+            api_database_fallback_url=fallback_url,
             redis_url=redis_url,
             cache_namespace=os.environ.get("CACHE_NAMESPACE") or f"pricecat:{pg.dbname}",
             cors_origins=origins,

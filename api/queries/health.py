@@ -1,4 +1,4 @@
-"""Readiness and data age: read_models.sql, data_age.sql."""
+"""Readiness and data age: read_models.sql, data_age.sql, replication.sql."""
 
 from __future__ import annotations
 
@@ -12,6 +12,12 @@ from pricecat.generation import GENERATION_SQL
 READ_MODELS_SQL = load_sql("read_models")
 DATA_AGE_SQL = load_sql("data_age")
 QUARANTINED_SQL = load_sql("quarantined")
+REPLICATION_SQL = load_sql("replication")
+
+
+class Replication(TypedDict):
+    role: str
+    replay_lag_seconds: float
 
 
 class DataAge(TypedDict):
@@ -49,3 +55,14 @@ async def generation(db: Database) -> tuple[int, int | None]:
 async def quarantined_rows(db: Database) -> int:
     """Raw rows the published build left out (catalog_quarantined_snapshots)."""
     return int(await db.fetchval("quarantined", QUARANTINED_SQL))
+
+
+async def replication(db: Database) -> Replication:
+    """'primary' or 'replica' and the replica's replay lag in seconds (0 when caught up)."""
+    r = await db.fetchrow("replication", REPLICATION_SQL)
+    if r is None:  # pragma: no cover - the query always returns one row
+        return Replication(role="primary", replay_lag_seconds=0.0)
+    return Replication(
+        role="replica" if r["is_replica"] else "primary",
+        replay_lag_seconds=round(float(r["replay_lag_seconds"]), 3),
+    )

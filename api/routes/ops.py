@@ -46,7 +46,11 @@ async def _check_redis(cache: Cache) -> tuple[bool, str | None]:
         "from Postgres): status 'degraded' with checks.redis.ok false, still 200. 503 in the "
         "error shape only when Postgres is unreachable or no read models are published, with "
         "the checks in details. data_age_seconds = now - newest snapshot of the published data "
-        "(last published refresh run, else the newest scrape in the marts)."
+        "(last published refresh run, else the newest scrape in the marts). role: 'replica' "
+        "when the API reads a hot standby, else 'primary'; replay_lag_seconds: how far that "
+        "replica's replay is behind (0 when it has replayed all it received, 0 on a primary). "
+        "Reading the fallback database because the preferred one (API_DATABASE_URL) is "
+        "unreachable is 'degraded' too (checks.database_target)."
     ),
     openapi.tag("ops"),
     openapi.response(200, json_of(schemas.Ready), "Ready"),
@@ -59,6 +63,7 @@ async def readyz(request: Request, db: Database, cache: Cache) -> HTTPResponse:
     checks["redis"] = {"ok": redis_ok, "detail": redis_detail}
     age: dict[str, Any] = {"data_as_of": None, "published_at": None, "age_seconds": None}
     generation: int | None = None
+    replication: dict[str, Any] = {"role": None, "replay_lag_seconds": None}
     try:
         missing = await health.missing_read_models(db)
         checks["postgres"] = {"ok": True, "detail": None}
@@ -72,27 +77,40 @@ async def readyz(request: Request, db: Database, cache: Cache) -> HTTPResponse:
             age = dict(await health.data_age(db))
             if age["age_seconds"] is not None:
                 metrics.DATA_AGE.set(age["age_seconds"])
+        replication = dict(await health.replication(db))
     except DatabaseUnavailable as exc:
         checks["postgres"] = {"ok": False, "detail": exc.code}
         checks["read_models"] = {"ok": False, "detail": "unknown (postgres unavailable)"}
     except Exception as exc:  # noqa: BLE001 - e.g. permission denied: report, don't crash
         checks["postgres"] = {"ok": True, "detail": None}
         checks["read_models"] = {"ok": False, "detail": type(exc).__name__}
+    targets = db.targets
+    if targets is not None and len(targets.urls) > 1:
+        checks["database_target"] = {
+            "ok": not targets.on_fallback,
+            "detail": "reading API_DATABASE_FALLBACK_URL: API_DATABASE_URL is unreachable"
+            if targets.on_fallback else None,
+        }
     body = {
         "generation": generation,
+        **replication,
         "checks": checks,
         "data_age_seconds": age["age_seconds"],
         "data_as_of": age["data_as_of"],
         "published_at": age["published_at"],
     }
-    # Redis is an accelerator: without it every answer comes from Postgres
+    # Redis is an accelerator: without it every answer comes from Postgres; the fallback
+    # database answers too (the primary instead of a replica)
     if checks["postgres"]["ok"] and checks["read_models"]["ok"]:
-        status = "ready" if redis_ok else "degraded"
+        degraded = not redis_ok or not checks.get("database_target", {"ok": True})["ok"]
+        status = "degraded" if degraded else "ready"
         return HTTPResponse(
             dumps({"status": status, **body}), content_type="application/json",
             headers={"Cache-Control": "no-store"},
         )
-    failing = [name for name, c in checks.items() if not c["ok"]]
+    failing = [
+        name for name, c in checks.items() if not c["ok"] and name != "database_target"
+    ]
     return error_response(503, "not_ready", "Not ready: " + ", ".join(failing), body)
 
 

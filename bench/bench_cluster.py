@@ -1,0 +1,206 @@
+"""The cluster (scripts/cluster.sh) under wrk: same run, same mix as bench/bench_api.py.
+
+    CLUSTER_DATABASE=pricecat CLUSTER_NOCACHE_PORT=8081 bash scripts/cluster.sh up
+    python -m bench.bench_cluster --duration 30 --write-docs
+
+Phases, one after the other, same wrk script (bench/lua/mix.lua), paths and connections:
+1. static   nginx serving one file of the mix's mean answer size (the physical limit);
+2. direct   one API instance (api-1), no nginx;
+3. nginx    nginx over the API instances, no micro-cache (CLUSTER_NOCACHE_PORT);
+4. micro    nginx with the 1 s micro-cache (CLUSTER_HTTP_PORT);
+5. refresh  the micro-cached path while `pricecat refresh` builds and publishes on the primary
+            and the replica replays it (errors, p99, and when the new build showed).
+The database is the cluster's (CLUSTER_DATABASE, published read models needed).
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import json
+import os
+import shlex
+import subprocess
+import sys
+import time
+from pathlib import Path
+from typing import Any
+
+import httpx
+
+from bench.bench_api import PathMaker, prefill, run_wrk, sample_inputs, write_paths
+from bench.common import REPO_ROOT, machine, replace_section, today
+
+SECTION = "Cluster: nginx micro-cache over 2 API instances reading a replica (bench_cluster)"
+SCRIPT = REPO_ROOT / "scripts" / "cluster.sh"
+
+
+def log(msg: str) -> None:
+    print(f"bench_cluster: {msg}", file=sys.stderr, flush=True)
+
+
+def cluster_status() -> dict[str, dict[str, Any]]:
+    out = subprocess.run(["bash", str(SCRIPT), "status", "--json"], capture_output=True,
+                         text=True, check=True).stdout
+    return {c["name"]: c for c in json.loads(out)["components"]}
+
+
+def readyz(base: str) -> dict[str, Any]:
+    return dict(httpx.get(base + "/readyz", timeout=5).json())
+
+
+def summary(r: dict[str, Any]) -> dict[str, Any]:
+    return {k: r[k] for k in ("rps", "latency_ms", "errors_total", "statuses", "x_cache",
+                              "mean_ok_body_bytes", "command")}
+
+
+def refresh_phase(base: str, api: str, paths_file: Path, workdir: Path,
+                  args: argparse.Namespace, database_url: str) -> dict[str, Any]:
+    """wrk on the micro-cached path while a refresh publishes; watch the API's generation."""
+    gen_before = readyz(api)["generation"]
+    env = {**os.environ, "DATABASE_URL": database_url}
+    refresh = subprocess.Popen(["pricecat", "refresh"], env=env, stdout=subprocess.DEVNULL,
+                               stderr=subprocess.PIPE, text=True)
+    started = time.monotonic()
+    long_args = argparse.Namespace(**{**vars(args), "duration": args.refresh_duration})
+    result: dict[str, Any] = {}
+
+    def drive() -> None:
+        result.update(run_wrk(base, paths_file, workdir, "refresh", long_args))
+
+    import threading
+
+    t = threading.Thread(target=drive)
+    t.start()
+    _, err = refresh.communicate()
+    published_after = round(time.monotonic() - started, 1)
+    seen_after = None
+    while t.is_alive() and seen_after is None:
+        if readyz(api)["generation"] != gen_before:
+            seen_after = round(time.monotonic() - started, 1)
+        time.sleep(0.2)
+    t.join()
+    result["refresh_exit"] = refresh.returncode
+    result["refresh_tail"] = (err or "").strip().splitlines()[-1:] if err else []
+    result["published_after_s"] = published_after
+    result["replica_api_new_generation_after_s"] = seen_after
+    result["generation_before"] = gen_before
+    result["generation_after"] = readyz(api)["generation"]
+    return result
+
+
+def render(report: dict[str, Any]) -> str:
+    p = report["phases"]
+    static = p["static"]["rps"]
+    rows = []
+    names = {"static": "nginx, static file of the mean answer size (limit)",
+             "direct": "one API instance direct (1 worker)",
+             "nginx": "nginx + 2 instances, no micro-cache",
+             "micro": "nginx + 2 instances + 1 s micro-cache"}
+    for key, label in names.items():
+        r = p[key]
+        lat = r["latency_ms"]
+        rows.append(f"| {label} | {r['rps']:,.0f} | {lat['p50']} | {lat['p99']} | "
+                    f"{r['errors_total']} | {r['rps'] / static:.2f}× |")
+    rf = p["refresh"]
+    a = report["args"]
+    return "\n".join([
+        f"Command: `{report['command']}` on commit `{report['commit']}`, {report['date']}.",
+        f"Machine: {report['machine']}; everything (wrk, nginx, 2 API instances with "
+        f"{report['api_workers']} Sanic worker each, Redis, primary, replica) on this host.",
+        f"wrk: {a['threads']} threads, {a['connections']:,} connections, {a['duration']} s per "
+        f"phase, the bench_api mix ({a['paths']:,} paths, Zipf {a['zipf']}); mean 2xx body "
+        f"{p['micro']['mean_ok_body_bytes']:,} B (the static file's size).",
+        "",
+        "| path | req/s | p50 ms | p99 ms | errors | × static |",
+        "|---|---:|---:|---:|---:|---:|",
+        *rows,
+        "",
+        f"**During a refresh** (micro-cached path; wrk for {a['refresh_duration']} s from the "
+        f"start of `pricecat refresh` on the primary, which exited {rf['refresh_exit']} after "
+        f"{rf['published_after_s']} s, build {rf['generation_before']} → "
+        f"{rf['generation_after']}; the replica's API "
+        + (f"served the new build {rf['replica_api_new_generation_after_s']} s after the start"
+           if rf["replica_api_new_generation_after_s"] is not None
+           else "served the new build only after wrk had stopped: this window covers the build, "
+                "not the publish")
+        + f"): {rf['rps']:,.0f} req/s, p50 {rf['latency_ms']['p50']} ms, p99 "
+        f"{rf['latency_ms']['p99']} ms, {rf['errors_total']} errors.",
+    ])
+
+
+def main(argv: list[str] | None = None) -> int:
+    ap = argparse.ArgumentParser(description=__doc__)
+    ap.add_argument("--duration", type=int, default=30)
+    ap.add_argument("--refresh-duration", type=int, default=90)
+    ap.add_argument("--connections", type=int, default=1000)
+    ap.add_argument("--threads", type=int, default=2)
+    ap.add_argument("--paths", type=int, default=50000)
+    ap.add_argument("--pool", type=int, default=5000)
+    ap.add_argument("--zipf", type=float, default=0.8)
+    ap.add_argument("--slugs", type=int, default=6000)
+    ap.add_argument("--timeout", default="10s")
+    ap.add_argument("--gzip", action="store_true")
+    ap.add_argument("--seed", type=int, default=11)
+    ap.add_argument("--no-refresh", action="store_true")
+    ap.add_argument("--write-docs", action="store_true")
+    ap.add_argument("--json", default=str(REPO_ROOT / "test-output" / "bench_cluster.json"))
+    args = ap.parse_args(argv)
+
+    status = cluster_status()
+    if not all(c["healthy"] for n, c in status.items() if n.startswith(("api", "nginx"))):
+        raise SystemExit(f"bench_cluster: cluster not healthy: {status}")
+    micro = status["nginx"]["url"]
+    nocache_port = os.environ.get("CLUSTER_NOCACHE_PORT")
+    if not nocache_port:
+        raise SystemExit("bench_cluster: set CLUSTER_NOCACHE_PORT (as for cluster.sh up)")
+    plain = f"http://127.0.0.1:{nocache_port}"
+    api = status["api-1"]["url"]
+    dbname = status["primary"]["url"].rsplit("/", 1)[1]
+    database_url = f"postgresql://postgres@127.0.0.1:5432/{dbname}"
+
+    workdir = REPO_ROOT / "test-output" / "bench_cluster"
+    workdir.mkdir(parents=True, exist_ok=True)
+    inputs = asyncio.run(sample_inputs(database_url, args.slugs, args.seed))
+    reqs = PathMaker(inputs, args.seed).mix(args.paths, args.pool, args.zipf)
+    paths_file = workdir / "paths.txt"
+    write_paths(reqs, paths_file)
+    paths = [r.path for r in reqs]
+    log(f"prefilling the cache ({len(set(paths)):,} distinct paths)")
+    asyncio.run(prefill(api, sorted(set(paths)), 32))
+
+    phases: dict[str, Any] = {}
+    # the static file first needs the mix's mean answer size: measure it on the micro path
+    probe = run_wrk(micro, paths_file, workdir, "size-probe",
+                    argparse.Namespace(**{**vars(args), "duration": 5, "connections": 50}))
+    size = probe["mean_ok_body_bytes"]
+    nginx_dir = Path(os.environ.get("CLUSTER_DIR", REPO_ROOT / ".cluster")) / "nginx"
+    (nginx_dir / "static-bench.json").write_bytes(b"x" * size)
+    static_paths = workdir / "static_paths.txt"
+    static_paths.write_text("/static-bench\n")
+    phases["static"] = run_wrk(micro, static_paths, workdir, "static", args)
+    phases["direct"] = run_wrk(api, paths_file, workdir, "direct", args)
+    phases["nginx"] = run_wrk(plain, paths_file, workdir, "nginx", args)
+    phases["micro"] = run_wrk(micro, paths_file, workdir, "micro", args)
+    if not args.no_refresh:
+        phases["refresh"] = refresh_phase(micro, api, paths_file, workdir, args, database_url)
+    for k, r in phases.items():
+        log(f"{k}: {r['rps']:,.0f} req/s p50 {r['latency_ms']['p50']} ms "
+            f"p99 {r['latency_ms']['p99']} ms errors {r['errors_total']}")
+    commit = subprocess.run(["git", "rev-parse", "--short", "HEAD"], capture_output=True,
+                            text=True, check=False, cwd=REPO_ROOT).stdout.strip()
+    report = {
+        "command": "python -m bench.bench_cluster " + " ".join(shlex.quote(a) for a in
+                                                               (argv or sys.argv[1:])),
+        "commit": commit, "date": today(), "machine": machine(),
+        "api_workers": os.environ.get("CLUSTER_API_WORKERS", "1"),
+        "args": vars(args), "phases": {k: v for k, v in phases.items()},
+    }
+    Path(args.json).write_text(json.dumps(report, indent=2, default=str))
+    if args.write_docs and "refresh" in phases:
+        replace_section(SECTION, render(report))
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

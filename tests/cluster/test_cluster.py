@@ -1,0 +1,285 @@
+"""Fault tests on the real topology (scripts/cluster.sh): a streaming replica, nginx, two API
+instances reading the replica, one Redis. Marker `cluster`, excluded by default (needs root for
+`runuser -u postgres`, nginx, and ~2 minutes): `pytest -m cluster tests/cluster`.
+
+The fixture brings a cluster up on free ports with its own state directory, replication slot and
+Redis, over a throwaway database holding the hand-made fixture and its built marts; `down` at the
+end. Streams of requests go through nginx's port without the micro-cache (CLUSTER_NOCACHE_PORT)
+so that every request reaches an API instance."""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import signal
+import subprocess
+import threading
+import time
+from collections import Counter
+from collections.abc import Iterator
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import httpx
+import pytest
+import redis
+
+from api.cache import Entry
+from bench.common import free_port
+from pricecat.config import Settings, parse_database_url
+from tests import helpers
+
+pytestmark = pytest.mark.cluster
+
+REPO = Path(__file__).resolve().parents[2]
+SCRIPT = REPO / "scripts" / "cluster.sh"
+PG_BIN = "/usr/lib/postgresql/15/bin"
+SLUG = "azul"
+
+
+@dataclass
+class Cluster:
+    settings: Settings
+    env: dict[str, str]
+    state: Path
+    http: str  # nginx with the micro-cache
+    nocache: str  # nginx, same upstreams, no micro-cache
+    replica_port: int
+    redis_port: int
+
+    def sh(self, *args: str, check: bool = True) -> subprocess.CompletedProcess[str]:
+        return subprocess.run(
+            ["bash", str(SCRIPT), *args], env=self.env, capture_output=True, text=True,
+            check=check, timeout=300,
+        )
+
+    def status(self) -> dict[str, dict[str, Any]]:
+        out = json.loads(self.sh("status", "--json").stdout)
+        return {c["name"]: c for c in out["components"]}
+
+    def pid(self, name: str) -> int:
+        return int((self.state / "run" / f"{name}.pid").read_text())
+
+    def replica_sql(self, sql: str) -> str:
+        return subprocess.run(
+            ["psql", "-h", "127.0.0.1", "-p", str(self.replica_port), "-U", "postgres", "-XAtq",
+             "-d", parse_database_url(self.settings.database_url).dbname, "-c", sql],
+            capture_output=True, text=True, check=True, timeout=30,
+        ).stdout.strip()
+
+    def pg_ctl(self, *args: str) -> None:
+        subprocess.run(
+            ["runuser", "-u", "postgres", "--", f"{PG_BIN}/pg_ctl", "-D",
+             str(self.state / "replica"), "-w", *args],
+            check=True, capture_output=True, timeout=120,
+        )
+
+
+@pytest.fixture(scope="module")
+def cluster(base_settings: Settings) -> Iterator[Cluster]:
+    from tests.fixtures.snapshots import ROWS
+
+    if os.geteuid() != 0:
+        pytest.skip("the cluster tests run the replica as the postgres OS user (root needed)")
+    settings = helpers.settings_for_database(base_settings, helpers.unique_db_name("pricecat_cl"))
+    helpers.create_database(settings)
+    ports = {k: free_port() for k in ("http", "nocache", "replica", "redis")}
+    # under the repo (gitignored), not /tmp/pytest-of-root: the postgres user must reach it
+    state = REPO / f".cluster-test-{ports['replica']}"
+    state.mkdir()
+    env = {
+        **os.environ,
+        "CLUSTER_DIR": str(state),
+        "CLUSTER_DATABASE": parse_database_url(settings.database_url).dbname,
+        "CLUSTER_HTTP_PORT": str(ports["http"]),
+        "CLUSTER_NOCACHE_PORT": str(ports["nocache"]),
+        "CLUSTER_REPLICA_PORT": str(ports["replica"]),
+        "CLUSTER_REDIS_PORT": str(ports["redis"]),
+        "CLUSTER_REPLICATION_SLOT": f"pricecat_test_{ports['replica']}",
+        "CLUSTER_PREFECT": "0",
+        "API_DB_POOL_MAX": "4",
+        "API_DB_POOL_MIN": "1",
+    }
+    c = Cluster(settings, env, state, f"http://127.0.0.1:{ports['http']}",
+                f"http://127.0.0.1:{ports['nocache']}", ports["replica"], ports["redis"])
+    try:
+        helpers.load_rows(settings, ROWS)
+        helpers.dbt_build_into(settings, "catalog")
+        up = c.sh("up", check=False)
+        assert up.returncode == 0, up.stdout + up.stderr
+        _wait(lambda: all(x["healthy"] for x in c.status().values()), 60, "cluster healthy")
+        yield c
+    finally:
+        c.sh("down", check=False)
+        shutil.rmtree(state, ignore_errors=True)
+        helpers.drop_database(settings)
+
+
+def _wait(cond: Any, seconds: float, what: str) -> None:
+    deadline = time.monotonic() + seconds
+    while time.monotonic() < deadline:
+        try:
+            if cond():
+                return
+        except (httpx.HTTPError, subprocess.SubprocessError, ValueError, KeyError):
+            pass
+        time.sleep(0.25)
+    raise AssertionError(f"timed out waiting for {what}")
+
+
+class Stream:
+    """Clients sending GETs (a product, catalog pages) in a loop; every status is counted."""
+
+    PATHS = (
+        f"/api/v1/products/{SLUG}",
+        "/api/v1/catalog?page=1&page_size=24",
+        "/api/v1/catalog?page=2&page_size=24&sort=price_asc",
+        "/api/v1/meta/categories",
+    )
+
+    def __init__(self, base: str, clients: int = 4) -> None:
+        self.base = base
+        self.statuses: Counter[str] = Counter()
+        self.errors: list[str] = []
+        self._stop = threading.Event()
+        self._threads = [threading.Thread(target=self._run, args=(i,)) for i in range(clients)]
+
+    def _run(self, i: int) -> None:
+        n = i
+        with httpx.Client(base_url=self.base, timeout=15) as client:
+            while not self._stop.is_set():
+                path = self.PATHS[n % len(self.PATHS)]
+                n += 1
+                try:
+                    r = client.get(path)
+                    self.statuses[str(r.status_code)] += 1
+                    if r.status_code != 200:
+                        self.errors.append(f"{path}: {r.status_code} {r.text[:200]}")
+                except httpx.HTTPError as exc:
+                    self.statuses["exception"] += 1
+                    self.errors.append(f"{path}: {exc!r}")
+
+    def __enter__(self) -> Stream:
+        for t in self._threads:
+            t.start()
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self._stop.set()
+        for t in self._threads:
+            t.join(30)
+
+
+def test_status_lists_every_component_healthy_and_the_api_reads_the_replica(
+    cluster: Cluster,
+) -> None:
+    status = cluster.status()
+    assert {"nginx", "api-1", "api-2", "replica", "primary", "redis"} <= set(status)
+    assert all(c["healthy"] for c in status.values()), status
+    assert all(isinstance(status[n]["pid"], int) for n in ("nginx", "api-1", "api-2", "replica"))
+    ready = httpx.get(cluster.http + "/readyz").json()
+    assert ready["status"] == "ready"
+    assert ready["role"] == "replica"
+    assert ready["replay_lag_seconds"] == 0
+
+
+def test_an_instance_killed_under_load_loses_no_request(cluster: Cluster) -> None:
+    with Stream(cluster.nocache, clients=6) as stream:
+        time.sleep(1.5)
+        os.killpg(cluster.pid("api-1"), signal.SIGKILL)
+        time.sleep(3)
+    assert stream.statuses["200"] > 50, stream.statuses
+    assert set(stream.statuses) == {"200"}, (stream.statuses, stream.errors[:5])
+    cluster.sh("up")  # brings api-1 back
+    assert cluster.status()["api-1"]["healthy"]
+
+
+def test_replica_stopped_reads_fall_back_to_the_primary(cluster: Cluster) -> None:
+    api = cluster.status()["api-2"]["url"]
+    try:
+        with Stream(cluster.nocache) as stream:
+            time.sleep(1)
+            cluster.pg_ctl("stop", "-m", "fast")
+            time.sleep(3)
+        assert set(stream.statuses) == {"200"}, (stream.statuses, stream.errors[:5])
+        ready = httpx.get(api + "/readyz")
+        assert ready.status_code == 200
+        assert ready.json()["status"] == "degraded", ready.json()
+        assert ready.json()["role"] == "primary"
+        assert ready.json()["checks"]["database_target"]["ok"] is False
+    finally:
+        cluster.pg_ctl("start", "-l", str(cluster.state / "logs" / "replica.log"))
+    # back on the replica once it answers (probed every 5 s)
+    _wait(lambda: httpx.get(api + "/readyz").json()["role"] == "replica", 20, "back on replica")
+    assert httpx.get(api + "/readyz").json()["status"] == "ready"
+
+
+def _product_name(body: bytes) -> str:
+    return str(json.loads(body)["name"])
+
+
+def test_a_lagging_replica_never_caches_older_data_than_its_generation(cluster: Cluster) -> None:
+    """recovery_min_apply_delay = 30 s on the replica; a publish on the primary (new build id +
+    new product name in one transaction) must not show through the replica's API before it is
+    replayed, and afterwards every cache key holds exactly its own build's data."""
+    api = cluster.status()["api-1"]["url"]
+    before = httpx.get(f"{api}/api/v1/products/{SLUG}").json()["name"]
+    gen_before = httpx.get(api + "/readyz").json()["generation"]
+    new_name = before + " (nové vydání)"
+    cluster.replica_sql("alter system set recovery_min_apply_delay = '30s'")
+    cluster.replica_sql("select pg_reload_conf()")
+    try:
+        time.sleep(0.5)
+        helpers.fetch(
+            cluster.settings,
+            """
+            with renamed as (
+                update catalog.catalog_slug_summary set name = $1 where slug = $2 returning 1
+            )
+            update catalog.catalog_build_info
+            set previous_build_id = build_id, build_id = nextval('catalog_ops.build_ids')
+            where (select count(*) from renamed) = 1
+            """,
+            new_name, SLUG,
+        )
+        gen_new = int(helpers.fetch(
+            cluster.settings, "select build_id from catalog.catalog_build_info")[0]["build_id"])
+        assert gen_new > gen_before
+        # 4 s: the API reads the replica, which has not replayed the publish
+        deadline = time.monotonic() + 4
+        while time.monotonic() < deadline:
+            ready = httpx.get(api + "/readyz").json()
+            assert ready["generation"] == gen_before
+            for base in (api, cluster.http):
+                assert httpx.get(f"{base}/api/v1/products/{SLUG}").json()["name"] == before
+            time.sleep(0.2)
+        assert ready["replay_lag_seconds"] > 0
+    finally:
+        cluster.replica_sql("alter system reset recovery_min_apply_delay")
+        cluster.replica_sql("select pg_reload_conf()")
+    _wait(lambda: httpx.get(api + "/readyz").json()["generation"] == gen_new, 40, "replay")
+    _wait(lambda: httpx.get(f"{cluster.http}/api/v1/products/{SLUG}").json()["name"] == new_name,
+          5, "the new name through nginx")
+    # every cached product entry holds its own build's data
+    r = redis.Redis(port=cluster.redis_port)
+    seen = {}
+    for key in r.scan_iter(match=f"*:product:{SLUG}"):
+        generation = int(key.decode().split(":g")[1].split(":")[0])
+        entry = Entry.decode(r.get(key) or b"", 60)
+        seen[generation] = _product_name(entry.body)
+    assert seen.get(gen_before) == before, seen
+    assert seen.get(gen_new) == new_name, seen
+    assert set(seen) <= {gen_before, gen_new}, seen
+
+
+def test_redis_restarted_instances_keep_answering(cluster: Cluster) -> None:
+    with Stream(cluster.nocache) as stream:
+        time.sleep(1)
+        os.killpg(cluster.pid("redis"), signal.SIGKILL)
+        time.sleep(2)
+        cluster.sh("up")  # starts Redis again (only what is missing)
+        time.sleep(2)
+    assert set(stream.statuses) == {"200"}, (stream.statuses, stream.errors[:5])
+    assert cluster.status()["redis"]["healthy"]
