@@ -33,6 +33,7 @@ import pytest
 from bench.procs import Service
 from pricecat.config import Settings
 from tests import helpers
+from tests.fixtures.expected import QUARANTINED
 from tests.reliability.conftest import api_env
 from tests.reliability.procs import (
     PRICECAT,
@@ -336,7 +337,14 @@ def test_killed_refreshes_then_refresh_under_scraper_writes(
         rc, out = env.run()
         assert rc == 0, out[-5000:]
         final = mart_state(env)
-        raw_count = env.val("select count(*) from public.product_price_snapshots")
+        # every raw row but the fixture's quarantined ones (tests/fixtures/expected.py)
+        raw_count = env.val(
+            "select count(*) from public.product_price_snapshots where id not in "
+            "(select snapshot_id from catalog.catalog_quarantined_snapshots)"
+        )
+        assert env.val("select count(*) from catalog.catalog_quarantined_snapshots") == len(
+            QUARANTINED
+        )
         raw_max = env.val("select max(scraped_at) from public.product_price_snapshots")
         assert final["snapshots"] == raw_count
         assert final["max_seen"] == raw_max
@@ -345,7 +353,9 @@ def test_killed_refreshes_then_refresh_under_scraper_writes(
             select raw.slug, raw.n, coalesce(m.n, 0) as in_mart
             from (
                 select product_name_normalized as slug, count(*) as n
-                from public.product_price_snapshots group by 1
+                from public.product_price_snapshots
+                where id not in (select snapshot_id from catalog.catalog_quarantined_snapshots)
+                group by 1
             ) as raw
             left join (
                 select slug, sum(snapshot_count) as n
