@@ -24,6 +24,7 @@ import pytest
 from api.params import CatalogFilters
 from api.queries import all_sql_files, catalog, load_sql
 from pricecat.config import Settings
+from tests.api.test_deals import EXPLAIN_ARGS as DEALS_ARGS
 
 SORTS = ("name", "price_asc", "price_desc", "newest", "relevance")
 
@@ -67,6 +68,7 @@ ARGS: dict[str, tuple[Any, ...]] = {
     "recent_snapshots": (100,),
     "data_age": (),
     "read_models": (),
+    **DEALS_ARGS,  # deals_page, deals_count (their index checks: tests/api/test_deals.py)
 }
 
 #: query -> (table, column that the used index must cover)
