@@ -180,6 +180,11 @@ def test_openapi_documents_deals(deals_api: ApiServer) -> None:
     assert "/feeds/deals.atom" in doc["paths"]
     names = {p["name"] for p in doc["paths"]["/api/v1/deals"]["get"]["parameters"]}
     assert names == {"min_discount", "categories", "availability", "seller", "page", "page_size"}
+    schemas = doc["components"]["schemas"]
+    assert {"lows", "discount", "badges"} <= set(schemas["SellerOffer"]["properties"])
+    assert "market_lows" in schemas["Product"]["properties"]
+    assert set(schemas["WindowLows"]["properties"]) == {"30d", "90d", "365d"}
+    assert set(schemas["MarketLows"]["properties"]) == {"30d", "90d", "365d"}
 
 
 # --- EXPLAIN on the built deals marts -------------------------------------------------------
