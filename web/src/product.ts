@@ -7,12 +7,20 @@ import {
   productImageUrl,
   type Product,
   type SellerOffer,
+  type Window,
+  WINDOWS,
 } from "./api";
 import { catalogUrl, parseCatalogState } from "./catalogState";
 import type { PriceChart } from "./chart";
-import { availabilityBadge, errorBox, productImage } from "./components";
+import { availabilityBadge, errorBox, priceBadge, productImage } from "./components";
 import { announce, h, safeHttpUrl } from "./dom";
-import { formatDate, formatDateTime, formatPrice, sellerCount } from "./format";
+import { formatDate, formatDateTime, formatPercent, formatPrice, sellerCount } from "./format";
+
+const LOW_LABEL: Record<Window, string> = {
+  "30d": "Nejnižší za 30 dní",
+  "90d": "za 90 dní",
+  "365d": "za rok",
+};
 
 const ALLOWED_TAGS: Record<string, string> = {
   P: "p",
@@ -113,7 +121,27 @@ function sellersTable(sellers: SellerOffer[]): HTMLElement {
               offer.seller,
               h("span", { class: "show-narrow" }, availabilityBadge(offer, offer.availability_raw)),
             ),
-            h("td", { class: "num price" }, formatPrice(offer.current_price)),
+            h(
+              "td",
+              { class: "num price" },
+              formatPrice(offer.current_price),
+              offer.discount
+                ? h(
+                    "div",
+                    { class: "seller-discount" },
+                    `Sleva ${formatPercent(offer.discount.percent)} z ${formatPrice(offer.discount.prior_price)} ` +
+                      "(nejnižší cena za 30 dní před zlevněním)",
+                  )
+                : null,
+              priceBadge(offer.badges),
+              h(
+                "div",
+                { class: "seller-lows" },
+                WINDOWS.map((w) =>
+                  h("span", { class: "seller-low", "data-window": w }, `${LOW_LABEL[w]}: ${formatPrice(offer.lows[w].price)}`),
+                ),
+              ),
+            ),
             h("td", { class: "hide-narrow" }, availabilityBadge(offer, offer.availability_raw)),
             h(
               "td",
