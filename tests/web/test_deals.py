@@ -7,12 +7,12 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
-from playwright.sync_api import Browser, sync_playwright
+from playwright.sync_api import Browser
 
 from pricecat.config import Settings
 from tests.api.conftest import ApiServer, run_server, server_settings
 from tests.fixtures.deals import deals_settings  # noqa: F401 - session fixture
-from tests.web.conftest import CHROMIUM, CHROMIUM_ARGS, WebPage, _open_page
+from tests.web.conftest import WebPage, _open_page
 
 
 @pytest.fixture(scope="module")
@@ -25,19 +25,10 @@ def deals_server(
         yield server
 
 
-@pytest.fixture(scope="module")
-def deals_browser(deals_server: ApiServer) -> Iterator[Browser]:
-    with sync_playwright() as playwright:
-        instance = playwright.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_ARGS)
-        try:
-            yield instance
-        finally:
-            instance.close()
-
-
 @pytest.fixture
-def page(deals_browser: Browser, deals_server: ApiServer) -> Iterator[WebPage]:
-    yield from _open_page(deals_browser, deals_server.url, {"width": 1280, "height": 900})
+def page(browser: Browser, deals_server: ApiServer) -> Iterator[WebPage]:
+    """The session's Chromium (tests/web/conftest.py) on the deals server."""
+    yield from _open_page(browser, deals_server.url, {"width": 1280, "height": 900})
 
 
 def plain(text: str) -> str:
@@ -62,7 +53,7 @@ def test_slevy_lists_real_deals_in_order(page: WebPage, output_dir: Path) -> Non
     assert "800 Kč" in first and "1 000 Kč" in first and "20 %" in first
     assert "Sleva 20 % z 1 000 Kč (nejnižší cena za 30 dní před zlevněním)" in first
     two_steps = page.page.locator('.deal-card[data-slug="deal-two-steps"]')
-    assert plain(two_steps.locator(".badge-low").inner_text()) == "nejnižší cena v historii"
+    assert plain(two_steps.locator(".price-badge").inner_text()) == "nejnižší cena v historii"
     body = page.page.locator("main").inner_text()
     assert "Falešná sleva" not in body  # the fake sale is never shown as a sale
     page.screenshot(output_dir / "web-deals.png")

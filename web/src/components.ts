@@ -80,5 +80,5 @@ export const BADGE_TEXT: Record<string, string> = {
 /** The strongest badge only (the API lists them strongest first). */
 export function priceBadge(badges: string[]): HTMLElement | null {
   const first = badges.find((b) => b in BADGE_TEXT);
-  return first ? h("span", { class: "badge badge-low", "data-badge": first }, BADGE_TEXT[first]) : null;
+  return first ? h("span", { class: "price-badge", "data-badge": first }, BADGE_TEXT[first]) : null;
 }

@@ -1,5 +1,5 @@
 /**
- * "Slevy" page `/slevy`: current real reductions from /api/v1/deals (a price below the lowest
+ * "Slevy" page `/slevy`: current real reductions from the deals endpoint (a price below the lowest
  * price of the 30 days before the reduction; fake sales never appear). Filters live in the query
  * string (min_discount, availability, categories, seller, page) like the catalog's.
  */

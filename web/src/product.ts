@@ -101,6 +101,7 @@ function sellersTable(sellers: SellerOffer[]): HTMLElement {
           {},
           h("th", { scope: "col" }, "Obchod"),
           h("th", { scope: "col", class: "num" }, "Cena"),
+          h("th", { scope: "col", class: "hide-narrow" }, "Sleva a nejnižší ceny"),
           h("th", { scope: "col", class: "hide-narrow" }, "Dostupnost"),
           h("th", { scope: "col", class: "num hide-narrow" }, "Rozpětí cen"),
           h("th", { scope: "col", class: "hide-narrow" }, "Aktualizováno"),
@@ -121,10 +122,10 @@ function sellersTable(sellers: SellerOffer[]): HTMLElement {
               offer.seller,
               h("span", { class: "show-narrow" }, availabilityBadge(offer, offer.availability_raw)),
             ),
+            h("td", { class: "num price" }, formatPrice(offer.current_price)),
             h(
               "td",
-              { class: "num price" },
-              formatPrice(offer.current_price),
+              { class: "deal-info hide-narrow" },
               offer.discount
                 ? h(
                     "div",
