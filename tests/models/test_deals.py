@@ -55,3 +55,11 @@ def test_market_lows_one_row_per_slug(deals_settings: Settings) -> None:  # noqa
         "from catalog.catalog_slug_market_lows",
     )
     assert r["n"] == r["d"] == len(deals.PRODUCTS)
+
+
+def test_events(deals_settings: Settings) -> None:  # noqa: F811
+    records = helpers.fetch(
+        deals_settings,
+        "select slug, seller, event_type, price, happened_at from catalog.catalog_deal_events",
+    )
+    assert sorted(tuple(r) for r in records) == deals.EVENTS
