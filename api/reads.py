@@ -154,3 +154,12 @@ async def deals_feed(cache: Cache, db: Database, f: deals.DealFilters) -> Outcom
         return 200, atom.deals_feed(items)
 
     return await cache.get_or_load("deals_feed", key, TTL_DEALS, load, db.saturated)
+
+
+async def deals_badges(cache: Cache, db: Database, slugs: tuple[str, ...]) -> Outcome:
+    key = f"deals:badges:{','.join(slugs)}"
+
+    async def load() -> tuple[int, bytes]:
+        return 200, dumps({"items": await deals.slug_badges(db, list(slugs))})
+
+    return await cache.get_or_load("deals_badges", key, TTL_DEALS, load, db.saturated)

@@ -225,3 +225,17 @@ class DealsPage(BaseModel):
     page: int
     page_size: int
     total: int = Field(description="Exact number of matching deals")
+
+
+class SlugBadges(BaseModel):
+    slug: str
+    badges: list[str] = Field(
+        description=(
+            "Subset of lowest_365d, lowest_90d, lowest_30d: the product's cheapest offered "
+            "price equals the market low of that window and its history covers the window"
+        )
+    )
+
+
+class SlugBadgesList(BaseModel):
+    items: list[SlugBadges] = Field(description="Only the requested slugs that have a badge")

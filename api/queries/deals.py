@@ -1,4 +1,5 @@
-"""Current deals: deals_page.sql (a page, discount desc) and deals_count.sql (exact total)."""
+"""Current deals: deals_page.sql (a page, discount desc) and deals_count.sql (exact total);
+catalog-card badges: deals_badges.sql."""
 
 from __future__ import annotations
 
@@ -14,6 +15,7 @@ from api.queries import load_sql
 
 PAGE_SQL = load_sql("deals_page")
 COUNT_SQL = load_sql("deals_count")
+BADGES_SQL = load_sql("deals_badges")
 
 #: availability -> (is_available, is_preorder) wanted; a deal is always one or the other
 AVAILABILITY_FLAGS: dict[str, tuple[bool | None, bool | None]] = {
@@ -97,3 +99,19 @@ async def deals_listing(
     if 0 < len(items) < limit or (offset == 0 and not items):
         return items, offset + len(items)
     return items, await deals_count(db, f)
+
+
+class SlugBadges(TypedDict):
+    slug: str
+    badges: list[str]
+
+
+async def slug_badges(db: Executor, slugs: list[str]) -> list[SlugBadges]:
+    """Slugs whose cheapest offered price is a market low (slugs without a badge are left out)."""
+    rows = await db.fetch("deals_badges", BADGES_SQL, slugs)
+    out: list[SlugBadges] = []
+    for r in rows:
+        found = [name for name, column in BADGES[1:] if r[column]]
+        if found:
+            out.append(SlugBadges(slug=r["slug"], badges=found))
+    return out

@@ -14,7 +14,16 @@ from api import reads, schemas
 from api.cache import Cache
 from api.db import Database
 from api.http import cached_response
-from api.params import MAX_PAGE, Args, ParseMemo, bad, parse_categories, parse_choice, parse_int
+from api.params import (
+    MAX_PAGE,
+    SLUG_RE,
+    Args,
+    ParseMemo,
+    bad,
+    parse_categories,
+    parse_choice,
+    parse_int,
+)
 from api.queries.deals import AVAILABILITY_FLAGS, DealFilters
 from api.routes import inject
 from api.routes.docs import (
@@ -126,7 +135,47 @@ async def get_deals(request: Request, db: Database, cache: Cache) -> HTTPRespons
     )
 
 
+MAX_BADGE_SLUGS = 100
+
+
+def parse_badge_slugs(raw: Mapping[str, Sequence[str]]) -> tuple[str, ...]:
+    args = Args(raw, ("slugs",))
+    value = args.get("slugs")
+    if value is None:
+        raise bad("slugs", f"is required (1-{MAX_BADGE_SLUGS} comma-separated slugs)")
+    slugs = sorted({s.strip() for s in value.split(",")} - {""})
+    if not slugs or len(slugs) > MAX_BADGE_SLUGS:
+        raise bad("slugs", f"1-{MAX_BADGE_SLUGS} comma-separated slugs", value)
+    for slug in slugs:
+        if not SLUG_RE.fullmatch(slug):
+            raise bad("slugs", "lower-case letters, digits and '-', 1-200 characters", slug)
+    return tuple(slugs)
+
+
+@apply(
+    openapi.summary("Price badges of catalog cards"),
+    openapi.description(
+        "For up to 100 slugs (a catalog page), the badges of the slugs whose cheapest offered "
+        "price is the market's lowest of 30, 90 or 365 days (history covering the window); "
+        "slugs without a badge or unknown are left out." + POLICY + CACHE_HEADERS
+        + " Cached 300 s."
+    ),
+    openapi.tag("deals"),
+    openapi.parameter(
+        "slugs", string(maxLength=20200), "query", required=True,
+        description="Comma-separated slugs (1-100)",
+    ),
+    openapi.response(200, json_of(schemas.SlugBadgesList), "Badges per slug"),
+    *error_responses(400),
+)
+@inject
+async def get_badges(request: Request, db: Database, cache: Cache) -> HTTPResponse:
+    slugs = parse_badge_slugs(request.args)
+    return cached_response(request, await reads.deals_badges(cache, db, slugs))
+
+
 def blueprint() -> Blueprint:
     bp = Blueprint("deals", url_prefix="/api/v1")
     bp.add_route(get_deals, "/deals", methods=["GET"], name="deals")
+    bp.add_route(get_badges, "/deals/badges", methods=["GET"], name="deals_badges")
     return bp

@@ -25,6 +25,7 @@ from tests.fixtures.deals import deals_settings  # noqa: F401 - session fixture
 EXPLAIN_ARGS: dict[str, tuple[Any, ...]] = {
     "deals_page": (Decimal("10"), True, None, ["party"], "shopc", 24, 0),
     "deals_count": (Decimal("10"), True, None, ["party"], "shopc"),
+    "deals_badges": (["deal-old-price", "deal-null-prices"],),
 }
 
 
@@ -111,6 +112,24 @@ def test_deals_are_cached(deals_api: ApiServer) -> None:
     assert first.headers["x-cache"] == "miss"
     assert second.headers["x-cache"] == "hit"
     assert second.headers["etag"] == first.headers["etag"]
+
+
+def test_catalog_card_badges(deals_api: ApiServer) -> None:
+    r = deals_api.get(
+        "/api/v1/deals/badges",
+        params={"slugs": "deal-old-price,deal-null-prices,deal-fake-sale,no-such-slug"},
+    )
+    assert r.status_code == 200, r.text
+    # deal-old-price: 350 = market 30/90-day low (365: 100 at shopk); deal-null-prices: 400 is
+    # the 30-day low only; deal-fake-sale: 790 > 700
+    assert r.json() == {"items": [
+        {"slug": "deal-null-prices", "badges": ["lowest_30d"]},
+        {"slug": "deal-old-price", "badges": ["lowest_90d", "lowest_30d"]},
+    ]}
+    for params in ({}, {"slugs": "Bad Slug"}, {"slugs": ",".join(f"s{i}" for i in range(101))}):
+        bad = deals_api.get("/api/v1/deals/badges", params=params)
+        assert bad.status_code == 400
+        assert bad.json()["error"]["details"]["parameter"] == "slugs"
 
 
 def test_product_lows_and_discount(deals_api: ApiServer) -> None:
@@ -232,6 +251,8 @@ def _index_defs(settings: Settings) -> dict[str, str]:
          "catalog_slug_seller_deals USING btree (discount_percent DESC, slug, seller)"),
         ("product_sellers", ("deal-null-prices",),
          "catalog_slug_seller_deals USING btree (slug, seller)"),
+        ("deals_badges", (["deal-old-price", "deal-null-prices"],),
+         "catalog_slug_market_lows USING btree (slug)"),
         ("product_summary", ("deal-null-prices",),
          "catalog_slug_market_lows USING btree (slug)"),
     ],

@@ -95,3 +95,13 @@ def test_fake_sale_is_not_shown_as_a_sale(page: WebPage) -> None:
     assert "Sleva" not in row.inner_text()
     assert page.page.locator(".seller-discount").count() == 0
     page.log.assert_clean()
+
+
+def test_catalog_cards_carry_price_badges(page: WebPage) -> None:
+    page.goto("/")
+    badge = page.page.locator('.card[data-slug="deal-old-price"] .price-badge')
+    badge.wait_for()
+    assert plain(badge.inner_text()) == "nejnižší cena za 90 dní"
+    page.page.locator('.card[data-slug="deal-null-prices"] .price-badge').wait_for()
+    assert page.page.locator('.card[data-slug="deal-fake-sale"] .price-badge').count() == 0
+    page.log.assert_clean()

@@ -375,6 +375,16 @@ function deal(raw: Json): Deal {
   };
 }
 
+/** Catalog-card badges of the given slugs (only slugs that have one are returned). */
+export async function fetchSlugBadges(slugs: string[], signal?: AbortSignal): Promise<Map<string, Badge[]>> {
+  const out = new Map<string, Badge[]>();
+  if (slugs.length === 0) return out;
+  const params = new URLSearchParams({ slugs: [...new Set(slugs)].sort().join(",") });
+  const body = await getJson(`${API_BASE}/deals/badges?${params.toString()}`, signal);
+  for (const raw of items(body)) out.set(String(raw.slug), badges(raw.badges));
+  return out;
+}
+
 export async function fetchDeals(query: DealsQuery, signal?: AbortSignal): Promise<DealsPage> {
   const params = new URLSearchParams();
   if (query.page && query.page > 1) params.set("page", String(query.page));
