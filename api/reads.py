@@ -133,3 +133,49 @@ async def recent(cache: Cache, db: Database, limit: int) -> Outcome:
         return 200, dumps({"items": items})
 
     return await cache.get_or_load("recent", f"recent:{limit}", TTL_RECENT, load, db.saturated)
+
+
+# --- deals (issue 13) ---------------------------------------------------------------------------
+
+from api import atom  # noqa: E402 - kept with the deals reads (the top belongs to the lead)
+from api.queries import deals  # noqa: E402
+
+TTL_DEALS = 300
+#: the Atom feed lists at most this many deals (highest discount first)
+FEED_MAX_ENTRIES = 200
+
+
+async def deals_page(
+    cache: Cache, db: Database, f: deals.DealFilters, page: int, page_size: int
+) -> Outcome:
+    key = f"deals:page:{f.key()}:{page}:{page_size}"
+
+    async def load() -> tuple[int, bytes]:
+        offset = (page - 1) * page_size
+        items, total = await db.session(
+            "deals", lambda s: deals.deals_listing(s, f, page_size, offset)
+        )
+        body = {"items": items, "page": page, "page_size": page_size, "total": total}
+        return 200, dumps(body)
+
+    return await cache.get_or_load("deals", key, TTL_DEALS, load, db.saturated)
+
+
+async def deals_feed(cache: Cache, db: Database, f: deals.DealFilters) -> Outcome:
+    """The Atom document (not JSON) of the current deals, cached like the JSON answers."""
+    key = f"deals:feed:{f.key()}"
+
+    async def load() -> tuple[int, bytes]:
+        items = await deals.deals_page(db, f, FEED_MAX_ENTRIES, 0)
+        return 200, atom.deals_feed(items)
+
+    return await cache.get_or_load("deals_feed", key, TTL_DEALS, load, db.saturated)
+
+
+async def deals_badges(cache: Cache, db: Database, slugs: tuple[str, ...]) -> Outcome:
+    key = f"deals:badges:{','.join(slugs)}"
+
+    async def load() -> tuple[int, bytes]:
+        return 200, dumps({"items": await deals.slug_badges(db, list(slugs))})
+
+    return await cache.get_or_load("deals_badges", key, TTL_DEALS, load, db.saturated)

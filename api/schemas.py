@@ -51,6 +51,55 @@ class CatalogPage(BaseModel):
     )
 
 
+class WindowLow(BaseModel):
+    price: float | None = Field(
+        description=(
+            "Lowest price in force at any moment of [now - N days, now] (the price in force at "
+            "the window's start counts); null when there was none"
+        )
+    )
+    at: str | None = Field(
+        description="The latest moment that price was in force in the window (now while it is)"
+    )
+
+
+class WindowLows(BaseModel):
+    model_config = {"populate_by_name": True}
+
+    d30: WindowLow = Field(alias="30d")
+    d90: WindowLow = Field(alias="90d")
+    d365: WindowLow = Field(alias="365d")
+
+
+class MarketLow(WindowLow):
+    seller: str | None = Field(description="The seller of that low (ties: latest, then name)")
+
+
+class MarketLows(BaseModel):
+    model_config = {"populate_by_name": True}
+
+    d30: MarketLow = Field(alias="30d")
+    d90: MarketLow = Field(alias="90d")
+    d365: MarketLow = Field(alias="365d")
+
+
+class Discount(BaseModel):
+    prior_price: float = Field(
+        description=(
+            "EU prior price: the lowest price in force during the 30 days before the reduction"
+        )
+    )
+    percent: float = Field(description="(prior - price) / prior x 100, one decimal")
+    reduced_at: str = Field(description="When the current reduction happened (UTC)")
+
+
+BADGES_DESCRIPTION = (
+    "Subset of lowest_ever, lowest_365d, lowest_90d, lowest_30d (strongest first): the offer is "
+    "available or preorder, its price equals that window's low, and its history covers the "
+    "window (lowest_ever: at least 90 days)"
+)
+
+
 class SellerOffer(BaseModel):
     seller: str
     url: str | None
@@ -68,6 +117,15 @@ class SellerOffer(BaseModel):
             "first snapshot, every change of price or availability, and the latest snapshot"
         )
     )
+    lows: WindowLows = Field(description="Window lows of this seller over 30/90/365 days")
+    discount: Discount | None = Field(
+        description=(
+            "The current reduction measured against the EU prior price; null when there is "
+            "none, the history is younger than 30 days before it, the offer is not available "
+            "or preorder, or the price is not below the prior price (a fake sale)"
+        )
+    )
+    badges: list[str] = Field(description=BADGES_DESCRIPTION)
 
 
 class Product(BaseModel):
@@ -85,6 +143,7 @@ class Product(BaseModel):
     is_preorder: bool
     first_seen_at: str | None
     last_scraped_at: str | None
+    market_lows: MarketLows = Field(description="Lowest window low over all sellers")
     sellers: list[SellerOffer] = Field(
         description="One entry per seller: tlamagames, tlamagase, then the others"
     )
@@ -159,3 +218,39 @@ class Ready(BaseModel):
     data_age_seconds: float | None
     data_as_of: str | None
     published_at: str | None
+
+
+class DealItem(BaseModel):
+    slug: str
+    name: str | None
+    seller: str
+    price: float = Field(description="The price in force now")
+    prior_price: float = Field(
+        description="Lowest price in force during the 30 days before the reduction"
+    )
+    discount_percent: float = Field(description="(prior - price) / prior x 100, one decimal")
+    reduced_at: str = Field(description="When the price was reduced (UTC)")
+    is_available: bool
+    is_preorder: bool
+    badges: list[str] = Field(description=BADGES_DESCRIPTION)
+
+
+class DealsPage(BaseModel):
+    items: list[DealItem]
+    page: int
+    page_size: int
+    total: int = Field(description="Exact number of matching deals")
+
+
+class SlugBadges(BaseModel):
+    slug: str
+    badges: list[str] = Field(
+        description=(
+            "Subset of lowest_365d, lowest_90d, lowest_30d: the product's cheapest offered "
+            "price equals the market low of that window and its history covers the window"
+        )
+    )
+
+
+class SlugBadgesList(BaseModel):
+    items: list[SlugBadges] = Field(description="Only the requested slugs that have a badge")

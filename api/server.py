@@ -131,7 +131,7 @@ def create_app(
     from api.db import Database, DatabaseTargets, GenerationReader, PoolOptions
     from api.errors import JsonErrorHandler
     from api.http import ApiRequest, Cors, RateLimiter, gzip_response
-    from api.routes import catalog, images, meta, ops, products, search, web
+    from api.routes import catalog, deals, feeds, images, meta, ops, products, search, web
 
     if not isinstance(settings, Settings):
         # `sanic api.server:create_app --factory` passes its CLI arguments: read the env
@@ -189,6 +189,8 @@ def create_app(
     for bp in (
         catalog.blueprint(),
         products.blueprint(),
+        deals.blueprint(),
+        feeds.blueprint(),
         images.blueprint(),
         search.blueprint(),
         meta.blueprint(),

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import json
 import os
 import secrets
 from collections.abc import Iterable, Mapping, Sequence
@@ -76,7 +77,9 @@ def load_rows(settings: Settings, rows: Iterable[Mapping[str, Any]]) -> int:
     return len(records)
 
 
-def dbt_build_into(settings: Settings, schema: str = "catalog") -> None:
+def dbt_build_into(
+    settings: Settings, schema: str = "catalog", dbt_vars: Mapping[str, Any] | None = None
+) -> None:
     """Plain `dbt build` (seeds, models, tests) straight into `schema`, then grant the API role.
 
     The refresh flow publishes through a schema swap instead; tests that only need built marts use
@@ -84,7 +87,8 @@ def dbt_build_into(settings: Settings, schema: str = "catalog") -> None:
     """
     from pricecat.dbt import run_dbt
 
-    proc = run_dbt(settings, ["build"], schema=schema, capture=True)
+    args = ["build"] if not dbt_vars else ["build", "--vars", json.dumps(dict(dbt_vars))]
+    proc = run_dbt(settings, args, schema=schema, capture=True)
     if proc.returncode != 0:
         raise AssertionError(f"dbt build failed:\n{proc.stdout[-6000:]}\n{proc.stderr[-3000:]}")
 

@@ -1,4 +1,5 @@
-"""One product: product_summary.sql + product_sellers.sql (priority order, with histories)."""
+"""One product: product_summary.sql + product_sellers.sql (priority order, with histories),
+each with the deals marts' window lows (and per seller the current discount)."""
 
 from __future__ import annotations
 
@@ -8,6 +9,9 @@ from typing import Any, TypedDict
 from api.db import Executor
 from api.encoding import money, timestamp
 from api.queries import load_sql
+from api.queries.deals import badges
+
+WINDOWS = ("30d", "90d", "365d")
 
 SUMMARY_SQL = load_sql("product_summary")
 SELLERS_SQL = load_sql("product_sellers")
@@ -25,6 +29,9 @@ class SellerOffer(TypedDict):
     max_price: float | None
     last_seen_at: str | None
     price_points: list[list[Any]]
+    lows: dict[str, Any]
+    discount: dict[str, Any] | None
+    badges: list[str]
 
 
 class Product(TypedDict):
@@ -42,6 +49,7 @@ class Product(TypedDict):
     is_preorder: bool
     first_seen_at: str | None
     last_scraped_at: str | None
+    market_lows: dict[str, Any]
     sellers: list[SellerOffer]
 
 
@@ -64,6 +72,24 @@ async def product_summary(db: Executor, slug: str) -> dict[str, Any] | None:
         "is_preorder": bool(r["is_preorder"]),
         "first_seen_at": timestamp(r["first_seen_at"]),
         "last_scraped_at": timestamp(r["last_scraped_at"]),
+        "market_lows": {
+            w: {
+                "price": money(r[f"low_{w}_price"]),
+                "seller": r[f"low_{w}_seller"],
+                "at": timestamp(r[f"low_{w}_at"]),
+            }
+            for w in WINDOWS
+        },
+    }
+
+
+def seller_discount(r: Any) -> dict[str, Any] | None:
+    if r["discount_percent"] is None:
+        return None
+    return {
+        "prior_price": money(r["prior_price"]),
+        "percent": float(r["discount_percent"]),
+        "reduced_at": timestamp(r["reduced_at"]),
     }
 
 
@@ -82,6 +108,12 @@ async def product_sellers(db: Executor, slug: str) -> list[SellerOffer]:
             max_price=money(r["max_price"]),
             last_seen_at=timestamp(r["last_seen_at"]),
             price_points=json.loads(r["price_points"]) if r["price_points"] else [],
+            lows={
+                w: {"price": money(r[f"low_{w}_price"]), "at": timestamp(r[f"low_{w}_at"])}
+                for w in WINDOWS
+            },
+            discount=seller_discount(r),
+            badges=badges(r) if r["is_lowest_30d"] is not None else [],
         )
         for r in rows
     ]

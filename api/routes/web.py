@@ -1,6 +1,6 @@
 """The built web UI (``web/dist`` from vite), served at ``/`` when present.
 
-- ``/`` and ``/p/<slug>`` (client routes, any query string) -> index.html (``no-cache``)
+- ``/``, ``/slevy`` and ``/p/<slug>`` (client routes, any query string) -> index.html (``no-cache``)
 - ``/assets/...`` -> hashed vite assets (``max-age=1 year, immutable``)
 - other top-level files of dist (favicon, robots.txt) -> themselves
 Nothing here can shadow /api/v1, /docs, /healthz, /readyz or /metrics: there is no catch-all.
@@ -17,7 +17,7 @@ from sanic_ext import openapi
 
 from api.encoding import dumps
 
-RESERVED = {"api", "docs", "healthz", "readyz", "metrics", "p", "assets"}
+RESERVED = {"api", "docs", "healthz", "readyz", "metrics", "p", "assets", "feeds", "slevy"}
 
 
 def blueprint(dist: Path) -> Blueprint:
@@ -47,6 +47,7 @@ def blueprint(dist: Path) -> Blueprint:
 
     bp.add_route(spa_index, "/", methods=["GET"], name="index")
     bp.add_route(spa_index, "/p/<slug:str>", methods=["GET"], name="product_page")
+    bp.add_route(spa_index, "/slevy", methods=["GET"], name="deals_page")
 
     assets = dist / "assets"
     if assets.is_dir():

@@ -275,12 +275,24 @@ def expected_product(slug: str) -> dict[str, Any]:
     }
 
 
+def without_deals(body: dict[str, Any]) -> dict[str, Any]:
+    """The deals fields depend on the build's time here: tests/api/test_deals.py checks them on
+    its own fixture with a fixed as_of."""
+    out = {k: v for k, v in body.items() if k != "market_lows"}
+    out["sellers"] = [
+        {k: v for k, v in s.items() if k not in ("lows", "discount", "badges")}
+        for s in body["sellers"]
+    ]
+    return out
+
+
 def test_product_matches_expected_rows_for_every_slug(api: ApiServer) -> None:
     with api.client() as c:
         for slug in E.SLUG_SUMMARY:
             r = c.get(f"/api/v1/products/{slug}")
             assert r.status_code == 200, (slug, r.text)
-            assert r.json() == expected_product(slug), slug
+            assert "market_lows" in r.json(), slug
+            assert without_deals(r.json()) == expected_product(slug), slug
 
 
 def test_product_literal_osadnici(api: ApiServer) -> None:

@@ -25,6 +25,7 @@ import pytest
 from api.params import CatalogFilters
 from api.queries import all_sql_files, catalog, load_sql
 from pricecat.config import Settings
+from tests.api.test_deals import EXPLAIN_ARGS as DEALS_ARGS
 
 SORTS = ("name", "price_asc", "price_desc", "newest", "relevance")
 
@@ -69,6 +70,7 @@ ARGS: dict[str, tuple[Any, ...]] = {
     "data_age": (),
     "quarantined": (),
     "read_models": (),
+    **DEALS_ARGS,  # deals_page, deals_count (their index checks: tests/api/test_deals.py)
 }
 
 #: a monthly partition of the raw table (pricecat/partitions.py) stands for the raw table

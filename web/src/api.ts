@@ -61,6 +61,55 @@ export interface SellerOffer {
   max_price: number | null;
   last_seen_at: string | null;
   price_points: PricePoint[];
+  /** Window lows over 30/90/365 days ("30d" ...) */
+  lows: Record<Window, WindowLow>;
+  /** The current reduction against the EU prior price; null = none (a fake sale never has one) */
+  discount: Discount | null;
+  badges: Badge[];
+}
+
+export type Window = "30d" | "90d" | "365d";
+export const WINDOWS: Window[] = ["30d", "90d", "365d"];
+export type Badge = "lowest_ever" | "lowest_365d" | "lowest_90d" | "lowest_30d";
+
+export interface WindowLow {
+  price: number | null;
+  at: string | null;
+}
+
+export interface Discount {
+  prior_price: number;
+  percent: number;
+  reduced_at: string | null;
+}
+
+export interface DealsQuery {
+  page?: number;
+  page_size?: number;
+  min_discount?: number;
+  availability?: "any" | "available" | "preorder";
+  categories?: string[];
+  seller?: string;
+}
+
+export interface Deal {
+  slug: string;
+  name: string;
+  seller: string;
+  price: number | null;
+  prior_price: number | null;
+  discount_percent: number | null;
+  reduced_at: string | null;
+  is_available: boolean;
+  is_preorder: boolean;
+  badges: Badge[];
+}
+
+export interface DealsPage {
+  items: Deal[];
+  page: number;
+  page_size: number;
+  total: number;
 }
 
 export interface Product {
@@ -284,6 +333,73 @@ function sellerOffer(raw: Json): SellerOffer {
     max_price: num(raw.max_price),
     last_seen_at: str(raw.last_seen_at),
     price_points: points.map(pricePoint).filter((p): p is PricePoint => p !== null),
+    lows: windowLows(raw.lows),
+    discount: discount(raw.discount),
+    badges: badges(raw.badges),
+  };
+}
+
+function windowLows(value: unknown): Record<Window, WindowLow> {
+  const raw = (value && typeof value === "object" ? value : {}) as Record<string, Json | undefined>;
+  const out = {} as Record<Window, WindowLow>;
+  for (const w of WINDOWS) out[w] = { price: num(raw[w]?.price), at: str(raw[w]?.at) };
+  return out;
+}
+
+function discount(value: unknown): Discount | null {
+  if (!value || typeof value !== "object") return null;
+  const raw = value as Json;
+  const prior = num(raw.prior_price);
+  const percent = num(raw.percent);
+  return prior === null || percent === null ? null : { prior_price: prior, percent, reduced_at: str(raw.reduced_at) };
+}
+
+const BADGES: Badge[] = ["lowest_ever", "lowest_365d", "lowest_90d", "lowest_30d"];
+
+function badges(value: unknown): Badge[] {
+  return strings(value).filter((b): b is Badge => (BADGES as string[]).includes(b));
+}
+
+function deal(raw: Json): Deal {
+  return {
+    slug: String(raw.slug),
+    name: String(raw.name ?? raw.slug),
+    seller: String(raw.seller),
+    price: num(raw.price),
+    prior_price: num(raw.prior_price),
+    discount_percent: num(raw.discount_percent),
+    reduced_at: str(raw.reduced_at),
+    is_available: raw.is_available === true,
+    is_preorder: raw.is_preorder === true,
+    badges: badges(raw.badges),
+  };
+}
+
+/** Catalog-card badges of the given slugs (only slugs that have one are returned). */
+export async function fetchSlugBadges(slugs: string[], signal?: AbortSignal): Promise<Map<string, Badge[]>> {
+  const out = new Map<string, Badge[]>();
+  if (slugs.length === 0) return out;
+  const params = new URLSearchParams({ slugs: [...new Set(slugs)].sort().join(",") });
+  const body = await getJson(`${API_BASE}/deals/badges?${params.toString()}`, signal);
+  for (const raw of items(body)) out.set(String(raw.slug), badges(raw.badges));
+  return out;
+}
+
+export async function fetchDeals(query: DealsQuery, signal?: AbortSignal): Promise<DealsPage> {
+  const params = new URLSearchParams();
+  if (query.page && query.page > 1) params.set("page", String(query.page));
+  if (query.page_size) params.set("page_size", String(query.page_size));
+  if (query.min_discount !== undefined) params.set("min_discount", String(query.min_discount));
+  if (query.availability && query.availability !== "any") params.set("availability", query.availability);
+  if (query.categories && query.categories.length > 0) params.set("categories", query.categories.join(","));
+  if (query.seller) params.set("seller", query.seller);
+  const qs = params.toString();
+  const body = (await getJson(`${API_BASE}/deals${qs ? `?${qs}` : ""}`, signal)) as Json;
+  return {
+    items: items(body).map(deal),
+    page: num(body.page) ?? 1,
+    page_size: num(body.page_size) ?? 24,
+    total: num(body.total) ?? 0,
   };
 }
 

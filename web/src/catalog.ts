@@ -8,6 +8,7 @@ import {
   type Category,
   fetchCatalog,
   fetchCategories,
+  fetchSlugBadges,
   isAbortError,
   latest,
   productImageUrl,
@@ -21,7 +22,7 @@ import {
   parseCatalogState,
   toQuery,
 } from "./catalogState";
-import { availabilityBadge, errorBox, productImage } from "./components";
+import { availabilityBadge, errorBox, priceBadge, productImage } from "./components";
 import { announce, clear, h } from "./dom";
 import { formatInteger, formatPrice, foundGames, sellerCount } from "./format";
 import { navigate } from "./router";
@@ -78,6 +79,21 @@ function card(item: CatalogItem): HTMLElement {
       ),
     ),
   );
+}
+
+/** Price badges ("nejnižší cena za 90 dní") on the cards, once they arrive; optional extras:
+ * a failure leaves the cards as they are. */
+async function addBadges(grid: HTMLElement, slugs: string[]): Promise<void> {
+  let found: Map<string, string[]>;
+  try {
+    found = await fetchSlugBadges(slugs);
+  } catch {
+    return;
+  }
+  for (const element of grid.querySelectorAll<HTMLElement>(".card")) {
+    const badge = priceBadge(found.get(element.dataset.slug ?? "") ?? []);
+    if (badge) element.querySelector(".card-meta")?.append(badge);
+  }
 }
 
 /** Page numbers to show: first, last, current ±1, with null for gaps. */
@@ -368,7 +384,9 @@ export class CatalogView {
         ),
       );
     } else {
-      this.results.append(h("ul", { class: "grid", id: "catalog-grid" }, data.items.map(card)));
+      const grid = h("ul", { class: "grid", id: "catalog-grid" }, data.items.map(card));
+      this.results.append(grid);
+      void addBadges(grid, data.items.map((item) => item.slug));
     }
     const lastPage = Math.max(1, Math.ceil(data.total / data.page_size));
     if (lastPage > 1 || state.page > 1) {

@@ -68,3 +68,17 @@ export function errorBox(message: string, retry?: () => void): HTMLElement {
     retry ? h("button", { type: "button", class: "button", onclick: retry }, "Zkusit znovu") : null,
   );
 }
+
+/** Czech text of a price badge (the API's badge names). */
+export const BADGE_TEXT: Record<string, string> = {
+  lowest_ever: "nejnižší cena v historii",
+  lowest_365d: "nejnižší cena za rok",
+  lowest_90d: "nejnižší cena za 90 dní",
+  lowest_30d: "nejnižší cena za 30 dní",
+};
+
+/** The strongest badge only (the API lists them strongest first). */
+export function priceBadge(badges: string[]): HTMLElement | null {
+  const first = badges.find((b) => b in BADGE_TEXT);
+  return first ? h("span", { class: "price-badge", "data-badge": first }, BADGE_TEXT[first]) : null;
+}

@@ -89,3 +89,8 @@ export function foundGames(count: number): string {
 export function sellerCount(count: number): string {
   return `${formatInteger(count)} ${plural(count, "prodejce", "prodejci", "prodejců")}`;
 }
+
+/** 22 -> "22 %", 16.7 -> "16,7 %" */
+export function formatPercent(value: number): string {
+  return `${new Intl.NumberFormat(LOCALE, { maximumFractionDigits: 1 }).format(value)}\u00a0%`;
+}

@@ -1,6 +1,7 @@
 import "./styles.css";
 
 import { CatalogView } from "./catalog";
+import { DealsView } from "./deals";
 import { h } from "./dom";
 import { ProductView } from "./product";
 import { currentRoute, onRouteChange, startRouter } from "./router";
@@ -9,12 +10,19 @@ import { setupSearch } from "./search";
 const main = document.getElementById("main") as HTMLElement;
 const catalog = new CatalogView();
 const product = new ProductView();
+const deals = new DealsView();
 const search = setupSearch();
 
 function render(): void {
   const route = currentRoute();
   search.syncFromRoute();
-  if (route.name === "catalog") {
+  if (route.name !== "deals") deals.cancel();
+  if (route.name === "deals") {
+    catalog.cancel();
+    product.dispose();
+    if (deals.root.parentElement !== main) main.replaceChildren(deals.root);
+    void deals.update(route.search);
+  } else if (route.name === "catalog") {
     product.dispose();
     sessionStorage.setItem("pricecat:lastCatalog", window.location.pathname + window.location.search);
     if (catalog.root.parentElement !== main) main.replaceChildren(catalog.root);

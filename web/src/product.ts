@@ -7,12 +7,20 @@ import {
   productImageUrl,
   type Product,
   type SellerOffer,
+  type Window,
+  WINDOWS,
 } from "./api";
 import { catalogUrl, parseCatalogState } from "./catalogState";
 import type { PriceChart } from "./chart";
-import { availabilityBadge, errorBox, productImage } from "./components";
+import { availabilityBadge, errorBox, priceBadge, productImage } from "./components";
 import { announce, h, safeHttpUrl } from "./dom";
-import { formatDate, formatDateTime, formatPrice, sellerCount } from "./format";
+import { formatDate, formatDateTime, formatPercent, formatPrice, sellerCount } from "./format";
+
+const LOW_LABEL: Record<Window, string> = {
+  "30d": "Nejnižší za 30 dní",
+  "90d": "za 90 dní",
+  "365d": "za rok",
+};
 
 const ALLOWED_TAGS: Record<string, string> = {
   P: "p",
@@ -93,6 +101,7 @@ function sellersTable(sellers: SellerOffer[]): HTMLElement {
           {},
           h("th", { scope: "col" }, "Obchod"),
           h("th", { scope: "col", class: "num" }, "Cena"),
+          h("th", { scope: "col", class: "hide-narrow" }, "Sleva a nejnižší ceny"),
           h("th", { scope: "col", class: "hide-narrow" }, "Dostupnost"),
           h("th", { scope: "col", class: "num hide-narrow" }, "Rozpětí cen"),
           h("th", { scope: "col", class: "hide-narrow" }, "Aktualizováno"),
@@ -114,6 +123,26 @@ function sellersTable(sellers: SellerOffer[]): HTMLElement {
               h("span", { class: "show-narrow" }, availabilityBadge(offer, offer.availability_raw)),
             ),
             h("td", { class: "num price" }, formatPrice(offer.current_price)),
+            h(
+              "td",
+              { class: "deal-info hide-narrow" },
+              offer.discount
+                ? h(
+                    "div",
+                    { class: "seller-discount" },
+                    `Sleva ${formatPercent(offer.discount.percent)} z ${formatPrice(offer.discount.prior_price)} ` +
+                      "(nejnižší cena za 30 dní před zlevněním)",
+                  )
+                : null,
+              priceBadge(offer.badges),
+              h(
+                "div",
+                { class: "seller-lows" },
+                WINDOWS.map((w) =>
+                  h("span", { class: "seller-low", "data-window": w }, `${LOW_LABEL[w]}: ${formatPrice(offer.lows[w].price)}`),
+                ),
+              ),
+            ),
             h("td", { class: "hide-narrow" }, availabilityBadge(offer, offer.availability_raw)),
             h(
               "td",

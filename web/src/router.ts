@@ -1,14 +1,19 @@
-/** History-API router: `/` (catalog, state in the query string) and `/p/{slug}` (product). */
+/** History-API router: `/` (catalog, state in the query string), `/slevy` (deals) and
+ * `/p/{slug}` (product). */
 
 export type Route =
   | { name: "catalog"; search: URLSearchParams }
   | { name: "product"; slug: string }
+  | { name: "deals"; search: URLSearchParams }
   | { name: "not_found" };
 
 export function currentRoute(): Route {
   const path = window.location.pathname.replace(/\/+$/, "") || "/";
   if (path === "/" || path === "/index.html") {
     return { name: "catalog", search: new URLSearchParams(window.location.search) };
+  }
+  if (path === "/slevy") {
+    return { name: "deals", search: new URLSearchParams(window.location.search) };
   }
   const product = /^\/p\/([^/]+)$/.exec(path);
   if (product) {

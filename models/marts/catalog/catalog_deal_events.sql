@@ -1,0 +1,130 @@
+{{
+    config(
+        materialized='table',
+        indexes=[
+            {'columns': ['happened_at']},
+            {'columns': ['slug', 'seller']},
+        ],
+    )
+}}
+
+{#
+    Price and stock events per (slug, seller), over the whole history up to as_of:
+    - new_lowest_ever: a step of the price in force lower than every earlier step;
+    - new_lowest_90d: a step lower than every price in force during the 90 days before it;
+    - back_in_stock: a snapshot that is available after one that was not (from price_points,
+      which keep every availability change).
+    The first step of an offer is no event (nothing to compare with). Each event depends only
+    on history up to its own time, so an incremental run can emit the new ones from new steps.
+#}
+
+with
+
+steps as (
+    select
+        slug,
+        seller,
+        price,
+        valid_from,
+        valid_to
+    from {{ ref('int_seller_prices_changed') }}
+),
+
+seller_points as (
+    select
+        slug,
+        seller,
+        price_points
+    from {{ ref('catalog_slug_seller_summary') }}
+),
+
+ranked_steps as (
+    select
+        *,
+        min(price) over (
+            partition by slug, seller order by valid_from asc
+            rows between unbounded preceding and 1 preceding
+        ) as earlier_min_price
+    from steps
+),
+
+lowest_ever as (
+    select
+        slug,
+        seller,
+        'new_lowest_ever' as event_type,
+        price,
+        valid_from as happened_at
+    from ranked_steps
+    where price < earlier_min_price
+),
+
+window_mins as (
+    select
+        steps.slug,
+        steps.seller,
+        steps.price,
+        steps.valid_from,
+        min(earlier.price) as window_min_price
+    from steps
+    inner join steps as earlier
+        on
+            steps.slug = earlier.slug
+            and steps.seller = earlier.seller
+            and steps.valid_from > earlier.valid_from
+            and steps.valid_from - interval '90 days' < earlier.valid_to
+    group by steps.slug, steps.seller, steps.price, steps.valid_from
+),
+
+lowest_90d as (
+    select
+        slug,
+        seller,
+        'new_lowest_90d' as event_type,
+        price,
+        valid_from as happened_at
+    from window_mins
+    where price < window_min_price
+),
+
+points as (
+    select
+        seller_points.slug,
+        seller_points.seller,
+        price_point.point_number,
+        (price_point.point_value ->> 1)::numeric(12, 2) as price,
+        (price_point.point_value ->> 2)::boolean as is_available,
+        (price_point.point_value ->> 0)::timestamptz as scraped_at
+    from seller_points
+    cross join
+        lateral jsonb_array_elements(seller_points.price_points)
+        with ordinality as price_point (point_value, point_number)
+),
+
+availability_changes as (
+    select
+        *,
+        lag(is_available) over (partition by slug, seller order by point_number) as was_available
+    from points
+),
+
+back_in_stock as (
+    select
+        slug,
+        seller,
+        'back_in_stock' as event_type,
+        price,
+        scraped_at as happened_at
+    from availability_changes
+    where is_available and not was_available
+),
+
+final as (
+    select * from lowest_ever
+    union all
+    select * from lowest_90d
+    union all
+    select * from back_in_stock
+)
+
+select * from final

@@ -1,0 +1,221 @@
+{{
+    config(
+        materialized='table',
+        indexes=[
+            {'columns': ['slug', 'seller'], 'unique': true},
+            {'columns': ['discount_percent desc', 'slug', 'seller']},
+        ],
+    )
+}}
+
+{#
+    One row per (slug, seller) of catalog_slug_seller_summary: window lows, the current reduction,
+    its EU prior price and the discount (definitions in docs/DESIGN.md "Deals"). Reads the
+    change points of int_seller_prices_changed (a few per offer, not the 2M snapshots).
+    `as_of` = the dbt var `as_of`, default the build's start time.
+#}
+
+{%- set as_of = var('as_of', none) or run_started_at.isoformat() %}
+
+with
+
+sellers as (
+    select
+        slug,
+        seller,
+        is_available,
+        is_preorder,
+        first_seen_at
+    from {{ ref('catalog_slug_seller_summary') }}
+),
+
+products as (
+    select
+        slug,
+        name,
+        categories
+    from {{ ref('catalog_slug_summary') }}
+),
+
+steps as (
+    select
+        slug,
+        seller,
+        price,
+        previous_price,
+        valid_from,
+        valid_to
+    from {{ ref('int_seller_prices_changed') }}
+),
+
+as_of as (
+    select '{{ as_of }}'::timestamptz as as_of
+),
+
+windows as (
+    select days
+    from (values (30), (90), (365)) as windows (days)
+),
+
+-- every step in force at some moment of [as_of - days, as_of], with the latest such moment
+-- (the step's end, or as_of while it is still in force)
+window_steps as (
+    select
+        steps.slug,
+        steps.seller,
+        windows.days,
+        steps.price,
+        coalesce(steps.valid_to, as_of.as_of) as in_force_until
+    from steps
+    cross join as_of
+    cross join windows
+    where coalesce(steps.valid_to, 'infinity'::timestamptz) > as_of.as_of - make_interval(days => windows.days)
+),
+
+window_lows as (
+    select distinct on (slug, seller, days)
+        slug,
+        seller,
+        days,
+        price,
+        in_force_until
+    from window_steps
+    order by slug asc, seller asc, days asc, price asc, in_force_until desc
+),
+
+lows as (
+    select
+        slug,
+        seller,
+        min(price) filter (where days = 30) as low_30d_price,
+        min(price) filter (where days = 90) as low_90d_price,
+        min(price) filter (where days = 365) as low_365d_price,
+        max(in_force_until) filter (where days = 30) as low_30d_at,
+        max(in_force_until) filter (where days = 90) as low_90d_at,
+        max(in_force_until) filter (where days = 365) as low_365d_at
+    from window_lows
+    group by slug, seller
+),
+
+lowest_ever as (
+    select
+        slug,
+        seller,
+        min(price) as lowest_ever_price
+    from steps
+    group by slug, seller
+),
+
+-- the step in force now; a reduction when it lowered the price (nothing rose since: it is the
+-- latest change)
+current_steps as (
+    select
+        slug,
+        seller,
+        price,
+        previous_price,
+        valid_from
+    from steps
+    where valid_to is null
+),
+
+reductions as (
+    select
+        slug,
+        seller,
+        previous_price as reduced_from_price,
+        valid_from as reduced_at
+    from current_steps
+    where previous_price > price
+),
+
+-- lowest price in force during [reduced_at - 30 days, reduced_at)
+prior_prices as (
+    select
+        reductions.slug,
+        reductions.seller,
+        min(steps.price) as prior_price
+    from reductions
+    inner join steps
+        on
+            reductions.slug = steps.slug
+            and reductions.seller = steps.seller
+            and reductions.reduced_at > steps.valid_from
+            and reductions.reduced_at - interval '30 days' < steps.valid_to
+    group by reductions.slug, reductions.seller
+),
+
+joined as (
+    select
+        sellers.slug,
+        sellers.seller,
+        products.name,
+        current_steps.price,
+        lows.low_30d_price,
+        lows.low_90d_price,
+        lows.low_365d_price,
+        lowest_ever.lowest_ever_price,
+        reductions.reduced_from_price,
+        case
+            when sellers.first_seen_at <= reductions.reduced_at - interval '30 days'
+                then prior_prices.prior_price
+        end as prior_price,
+        sellers.is_available,
+        sellers.is_preorder,
+        sellers.is_available or sellers.is_preorder as is_offered,
+        lows.low_30d_at,
+        lows.low_90d_at,
+        lows.low_365d_at,
+        reductions.reduced_at,
+        sellers.first_seen_at,
+        as_of.as_of,
+        products.categories
+    from sellers
+    cross join as_of
+    inner join products on sellers.slug = products.slug
+    left join current_steps on sellers.slug = current_steps.slug and sellers.seller = current_steps.seller
+    left join lows on sellers.slug = lows.slug and sellers.seller = lows.seller
+    left join lowest_ever on sellers.slug = lowest_ever.slug and sellers.seller = lowest_ever.seller
+    left join reductions on sellers.slug = reductions.slug and sellers.seller = reductions.seller
+    left join prior_prices on sellers.slug = prior_prices.slug and sellers.seller = prior_prices.seller
+),
+
+final as (
+    select
+        slug,
+        seller,
+        name,
+        price,
+        low_30d_price,
+        low_90d_price,
+        low_365d_price,
+        lowest_ever_price,
+        reduced_from_price,
+        prior_price,
+        case
+            when is_offered and price < prior_price
+                then round((prior_price - price) / prior_price * 100, 1)::numeric(5, 1)
+        end as discount_percent,
+        is_available,
+        is_preorder,
+        coalesce(is_offered and price = low_30d_price and first_seen_at <= as_of - interval '30 days', false)
+            as is_lowest_30d,
+        coalesce(is_offered and price = low_90d_price and first_seen_at <= as_of - interval '90 days', false)
+            as is_lowest_90d,
+        coalesce(
+            is_offered and price = low_365d_price and first_seen_at <= as_of - interval '365 days', false
+        ) as is_lowest_365d,
+        coalesce(
+            is_offered and price = lowest_ever_price and first_seen_at <= as_of - interval '90 days', false
+        ) as is_lowest_ever,
+        low_30d_at,
+        low_90d_at,
+        low_365d_at,
+        reduced_at,
+        first_seen_at,
+        as_of,
+        categories
+    from joined
+)
+
+select * from final
