@@ -27,7 +27,7 @@ import pytest
 import redis
 
 from api.cache import Entry
-from bench.common import free_port
+from bench.procs import free_port
 from pricecat.config import Settings, parse_database_url
 from tests import helpers
 
