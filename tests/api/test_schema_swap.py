@@ -47,25 +47,35 @@ async def _sql(url: str, *statements: str, transaction: bool = False) -> None:
 
 
 def _prepare_next_build(url: str) -> None:
-    """A copy of the published marts with azul renamed and every azul offer 1000 Kč dearer, and
-    its own build id (as a real build would have)."""
-    asyncio.run(_sql(
-        url,
-        f"drop schema if exists {NEXT} cascade",
-        f"create schema {NEXT}",
-        f"create table {NEXT}.catalog_slug_summary as table catalog.catalog_slug_summary",
-        f"create table {NEXT}.catalog_slug_seller_summary "
-        "as table catalog.catalog_slug_seller_summary",
-        f"create table {NEXT}.catalog_build_info as "  # noqa: S608 - test constants
-        "select nextval('catalog_ops.build_ids')::bigint as build_id, "
-        "build_id as previous_build_id, now() as built_at from catalog.catalog_build_info",
-        f"update {NEXT}.catalog_slug_summary set name = '{NEW_NAME}' "  # noqa: S608
-        "where slug = 'azul'",
-        f"update {NEXT}.catalog_slug_seller_summary "  # noqa: S608
-        f"set current_price = current_price + {PRICE_BUMP} where slug = 'azul'",
-        f"grant usage on schema {NEXT} to {API_ROLE}",
-        f"grant select on all tables in schema {NEXT} to {API_ROLE}",
-    ))
+    """A copy of every published table with azul renamed and every azul offer 1000 Kč dearer,
+    and its own build id (as a real build would have)."""
+
+    async def go() -> None:
+        conn = await asyncpg.connect(url)
+        try:
+            tables = [r["tablename"] for r in await conn.fetch(
+                "select tablename from pg_tables where schemaname = 'catalog' "
+                "and tablename <> 'catalog_build_info' order by tablename"
+            )]
+        finally:
+            await conn.close()
+        await _sql(
+            url,
+            f"drop schema if exists {NEXT} cascade",
+            f"create schema {NEXT}",
+            *(f"create table {NEXT}.{t} as table catalog.{t}" for t in tables),
+            f"create table {NEXT}.catalog_build_info as "  # noqa: S608 - test constants
+            "select nextval('catalog_ops.build_ids')::bigint as build_id, "
+            "build_id as previous_build_id, now() as built_at from catalog.catalog_build_info",
+            f"update {NEXT}.catalog_slug_summary set name = '{NEW_NAME}' "  # noqa: S608
+            "where slug = 'azul'",
+            f"update {NEXT}.catalog_slug_seller_summary "  # noqa: S608
+            f"set current_price = current_price + {PRICE_BUMP} where slug = 'azul'",
+            f"grant usage on schema {NEXT} to {API_ROLE}",
+            f"grant select on all tables in schema {NEXT} to {API_ROLE}",
+        )
+
+    asyncio.run(go())
 
 
 @contextmanager
