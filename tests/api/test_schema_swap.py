@@ -40,9 +40,6 @@ def test_schema_swap_is_picked_up_without_errors(api: ApiServer) -> None:
         f"create table {SWAP}.catalog_slug_summary as table catalog.catalog_slug_summary",
         f"create table {SWAP}.catalog_slug_seller_summary "
         "as table catalog.catalog_slug_seller_summary",
-        # the product page also reads the deals marts
-        f"create table {SWAP}.catalog_slug_seller_deals as table catalog.catalog_slug_seller_deals",
-        f"create table {SWAP}.catalog_slug_market_lows as table catalog.catalog_slug_market_lows",
         f"update {SWAP}.catalog_slug_summary set name = 'Azul (new build)' "  # noqa: S608
         "where slug = 'azul'",
         f"grant usage on schema {SWAP} to {API_ROLE}",
