@@ -136,6 +136,8 @@ async def get_deals(request: Request, db: Database, cache: Cache) -> HTTPRespons
 
 
 MAX_BADGE_SLUGS = 100
+#: a catalog page of slugs fits well below the 8 KiB request-line limit (REQUEST_MAX_HEADER_SIZE)
+MAX_BADGE_SLUGS_CHARS = 4000
 
 
 def parse_badge_slugs(raw: Mapping[str, Sequence[str]]) -> tuple[str, ...]:
@@ -143,6 +145,8 @@ def parse_badge_slugs(raw: Mapping[str, Sequence[str]]) -> tuple[str, ...]:
     value = args.get("slugs")
     if value is None:
         raise bad("slugs", f"is required (1-{MAX_BADGE_SLUGS} comma-separated slugs)")
+    if len(value) > MAX_BADGE_SLUGS_CHARS:
+        raise bad("slugs", f"at most {MAX_BADGE_SLUGS_CHARS} characters", value)
     slugs = sorted({s.strip() for s in value.split(",")} - {""})
     if not slugs or len(slugs) > MAX_BADGE_SLUGS:
         raise bad("slugs", f"1-{MAX_BADGE_SLUGS} comma-separated slugs", value)
@@ -162,8 +166,8 @@ def parse_badge_slugs(raw: Mapping[str, Sequence[str]]) -> tuple[str, ...]:
     ),
     openapi.tag("deals"),
     openapi.parameter(
-        "slugs", string(maxLength=20200), "query", required=True,
-        description="Comma-separated slugs (1-100)",
+        "slugs", str, "query", required=True,
+        description=f"Comma-separated slugs (1-100, at most {MAX_BADGE_SLUGS_CHARS} characters)",
     ),
     openapi.response(200, json_of(schemas.SlugBadgesList), "Badges per slug"),
     *error_responses(400),
