@@ -69,6 +69,7 @@ ARGS: dict[str, tuple[Any, ...]] = {
     "recent_snapshots": (100,),
     "data_age": (),
     "quarantined": (),
+    "replication": (),
     "read_models": (),
     **DEALS_ARGS,  # deals_page, deals_count (their index checks: tests/api/test_deals.py)
 }
@@ -81,15 +82,19 @@ RAW_PARTITION = re.compile(r"^product_price_snapshots_(before_\d{4}_\d\d|p\d{4}_
 RELATIONS: dict[str, set[str]] = {
     **{f"catalog_page_{sort}": {"catalog_slug_summary"} for sort in SORTS},
     "catalog_count": {"catalog_slug_summary"},
-    "product_summary": {"catalog_slug_summary"},
-    "product_sellers": {"catalog_slug_seller_summary"},
+    "product_summary": {"catalog_slug_summary", "catalog_slug_market_lows"},
+    "product_sellers": {"catalog_slug_seller_summary", "catalog_slug_seller_deals"},
     "image_url": {"catalog_slug_summary"},
     "suggest": {"catalog_slug_summary"},
     "categories": {"catalog_slug_summary"},
     "recent_snapshots": {"product_price_snapshots", "availability_rules"},
     "data_age": {"catalog_slug_summary", "refresh_runs"},
     "quarantined": {"catalog_quarantined_snapshots"},
+    "replication": set(),
     "read_models": set(),
+    "deals_page": {"catalog_slug_seller_deals"},
+    "deals_count": {"catalog_slug_seller_deals"},
+    "deals_badges": {"catalog_slug_market_lows"},
 }
 
 #: query -> (table, column that the used index must cover)
