@@ -91,7 +91,7 @@ final as (
     from snapshots
     where
         snapshots.snapshot_id > (select lower_bound.snapshot_id from lower_bound)
-        {% if not full %}
+    {% if not full %}
             and not exists (
                 select from {{ snapshot_ledger() }} as ledger
                 where ledger.snapshot_id = snapshots.snapshot_id

@@ -90,7 +90,7 @@ snapshots as (
     where
         snapshot_id <= (select lower_bound.snapshot_id from lower_bound)
         or snapshot_id in (select arrived.snapshot_id from arrived)
-        {% if not full %}
+    {% if not full %}
             or snapshot_id in (select ledger.snapshot_id from {{ snapshot_ledger() }} as ledger)
         {% endif %}
 ),
@@ -188,8 +188,8 @@ sequenced as (
         history.has_description,
         history.has_categories,
         history.scraped_at,
-        history.slug collate "C" as slug,
-        history.seller collate "C" as seller,
+        history.slug collate "C" as slug, -- noqa: RF03
+        history.seller collate "C" as seller, -- noqa: RF03
         row_number() over offer_history as snapshot_number,
         count(*) over offer as last_snapshot_number,
         min(history.price) over offer as lowest_price,
@@ -317,7 +317,8 @@ picked_texts as (
                 select picked_ids.snapshot_id
                 from picked_ids
                 where not exists (
-                    select from arrived where arrived.snapshot_id = picked_ids.snapshot_id
+                    select from arrived
+                    where arrived.snapshot_id = picked_ids.snapshot_id
                 )
             )
         )

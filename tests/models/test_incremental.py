@@ -2,11 +2,12 @@
 incremental state (int_seller_offers_merged, merged run by run) are identical, row by row and
 column by column (price_points included), to the marts of a full rebuild of the same raw table.
 
-One throwaway database holds the raw rows; two dbt targets read it: `inc` (state in `inc_state`,
-built incrementally after each cycle) and `rebuilt` (state in `rebuilt_state`, `--full-refresh` every
-time). The cycles cover new prices, sell-outs, NULL prices, late rows older than the watermark
-carrying a new lowest price, brand-new games, a new seller on an old game, quarantined rows, and
-ids committing out of order (a transaction that took its ids before a refresh commits after it).
+One throwaway database holds the raw rows; two dbt targets read it: `inc` (state in
+`inc_state`, built incrementally after each cycle) and `rebuilt` (state in `rebuilt_state`,
+`--full-refresh` every time). The cycles cover new prices, sell-outs, NULL prices, late rows
+older than the watermark carrying a new lowest price, brand-new games, a new seller on an old
+game, quarantined rows, and ids committing out of order (a transaction that took its ids before
+a refresh commits after it).
 """
 
 from __future__ import annotations
@@ -95,7 +96,8 @@ def offer(settings: Settings, slug: str, seller: str) -> asyncpg.Record:
 
 
 def arrived_count(settings: Settings) -> int:
-    n: int = helpers.fetch(settings, "select count(*) as n from inc.int_price_snapshots_arrived")[0]["n"]
+    sql = "select count(*) as n from inc.int_price_snapshots_arrived"
+    n: int = helpers.fetch(settings, sql)[0]["n"]
     return n
 
 

@@ -58,7 +58,7 @@ ranked as (
             order by
                 seller_priority_seed.priority asc nulls last,
                 offers.last_seen_at desc,
-                offers.seller collate "C" asc
+                offers.seller collate "C" asc -- noqa: RF02
         ) as seller_priority
     from offers
     left join seller_priority_seed on offers.seller = seller_priority_seed.seller
