@@ -3,7 +3,8 @@ of a separate `dbt source freshness` process) and whether anything is new since 
 
 A run builds when any of these holds: `--full` was asked; nothing is published yet or the
 incremental state (or its snapshot ledger) is missing; the last run that did work did not publish
-(a failed build may have advanced the state without publishing it); or the raw table holds an id
+(a failed build may have advanced the state without publishing it), or no run ever did;
+or the raw table holds an id
 above the ledger's lower bound that the ledger does not hold yet: the same test
 models/intermediate/int_price_snapshots_arrived.sql applies (docs/DESIGN.md, "Incremental
 state"). Otherwise the run is a no-op: no dbt, no publish, the build id stays.
@@ -106,7 +107,9 @@ async def check_changes(settings: Settings, run_id: int, full: bool) -> Changes:
             reason = "nothing published yet"
         elif not row["has_state"]:
             reason = "no incremental state yet"
-        elif row["last_work_status"] not in (None, "published"):
+        elif row["last_work_status"] != "published":
+            # a failed or killed build may have advanced the state without publishing it; no
+            # run at all: `catalog` was built outside the flow
             reason = f"the last run that built did not publish ({row['last_work_status']})"
         elif await conn.fetchval(NEW_ROWS_SQL, snapshot_id_overlap()):
             reason = "new raw rows"
