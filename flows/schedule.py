@@ -1,6 +1,10 @@
-"""`pricecat schedule`: serve the `refresh-catalog` deployment every 15 minutes (UTC).
+"""`pricecat schedule`: serve the `refresh-catalog` deployment every minute (UTC).
 
-The schedule lives here, in the repo: cron `*/15 * * * *` in UTC, and a deployment-wide
+Every minute, so data shows within about a minute of a scrape: a run first checks, in one query,
+whether any raw row is new since the last publish and otherwise ends as a no-op in about a second
+(flows/changes.py); the 15-minute refresh the seed plan asks for is a subset. A burst of scrape
+cycles gives one run, not a queue: the next minute's run merges everything that arrived.
+The schedule lives here, in the repo: cron `* * * * *` in UTC, and a deployment-wide
 concurrency limit of 1 with collision strategy CANCEL_NEW, so a run that would overlap a running
 one is cancelled by Prefect before it starts. The flow's Postgres advisory lock is the second
 guard (it also covers `pricecat refresh` started by hand while the scheduler runs).
@@ -28,12 +32,13 @@ from prefect.schedules import Cron
 from prefect.settings import get_current_settings
 from prefect.types.entrypoint import EntrypointType
 
-from flows.refresh import configure_cli_logging, refresh_catalog
+from flows.cli import configure_cli_logging
+from flows.refresh import refresh_catalog
 from pricecat.config import Settings
 from pricecat.priority import lower_process_priority, refresh_nice
 
-DEPLOYMENT_NAME = "refresh-catalog-every-15-min"
-DEFAULT_CRON = "*/15 * * * *"
+DEPLOYMENT_NAME = "refresh-catalog-every-minute"
+DEFAULT_CRON = "* * * * *"
 TIMEZONE = "UTC"
 
 

@@ -147,6 +147,9 @@ def build_parser() -> argparse.ArgumentParser:
 
     p = command("refresh", "build, test and publish the read models once (Prefect flow; needs "
                            "pricecat[refresh])")
+    p.add_argument("--full", action="store_true",
+                   help="rebuild the incremental state from the whole raw history (dbt "
+                        "--full-refresh) instead of merging only the new rows")
     p.set_defaults(func=cmd_refresh)
 
     p = command("schedule", "serve the refresh deployment on a cron schedule (needs a Prefect "

@@ -40,7 +40,7 @@ create table if not exists {OPS_SCHEMA}.refresh_runs (
     run_id bigint generated always as identity primary key,
     flow_run_id text,
     status text not null default 'running'
-        check (status in ('running', 'published', 'failed', 'skipped', 'aborted')),
+        check (status in ('running', 'published', 'failed', 'skipped', 'aborted', 'noop')),
     started_at timestamptz not null default now(),
     finished_at timestamptz,
     duration_seconds numeric(10, 3),
@@ -55,6 +55,10 @@ create table if not exists {OPS_SCHEMA}.refresh_runs (
 -- columns added after the first release (create table if not exists does not add them)
 alter table {OPS_SCHEMA}.refresh_runs add column if not exists mart_rows jsonb;
 alter table {OPS_SCHEMA}.refresh_runs add column if not exists generation bigint;
+-- 'noop': a run that found no new raw rows and published nothing (added after the first release)
+alter table {OPS_SCHEMA}.refresh_runs drop constraint if exists refresh_runs_status_check;
+alter table {OPS_SCHEMA}.refresh_runs add constraint refresh_runs_status_check
+    check (status in ('running', 'published', 'failed', 'skipped', 'aborted', 'noop'));
 create index if not exists refresh_runs_started_at_idx
     on {OPS_SCHEMA}.refresh_runs (started_at desc);
 """

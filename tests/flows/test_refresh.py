@@ -94,7 +94,7 @@ def test_refresh_publishes_and_bumps_generation(
         assert state.result()["build_backends_reniced"] >= 1
 
     # the build schema became `catalog`; nothing is left behind
-    assert schemas(flow_settings) == {"catalog", "catalog_ops"}
+    assert schemas(flow_settings) == {"catalog", "catalog_ops", "catalog_state"}
     slugs = helpers.fetch(
         flow_settings, "select slug from catalog.catalog_slug_summary order by slug"
     )
@@ -125,14 +125,14 @@ def test_refresh_publishes_and_bumps_generation(
     )[0]
     import json
 
-    assert {"freshness", "build", "publish"} <= set(json.loads(timings["timings"]))
+    assert {"changes", "build", "publish"} <= set(json.loads(timings["timings"]))
     assert json.loads(timings["mart_rows"]) == {
         "catalog_slug_summary": len(SLUGS),
         "catalog_slug_seller_summary": len(SLUG_SELLERS),
         "catalog_quarantined_snapshots": len(QUARANTINED),
     }
     assert float(run["duration_seconds"]) >= sum(
-        json.loads(timings["timings"])[k] for k in ("freshness", "build", "publish")
+        json.loads(timings["timings"])[k] for k in ("changes", "build", "publish")
     )
 
     # the API's read-only role can read the freshly published schema
@@ -161,7 +161,10 @@ def test_failing_dbt_node_publishes_nothing(
         "alter table public.product_price_snapshots rename column availability to availability_x",
     )
     try:
-        assert run_refresh_cli(flow_settings, None) == 1
+        from types import SimpleNamespace
+
+        # nothing new in the raw table: without --full the run would be a no-op
+        assert run_refresh_cli(flow_settings, SimpleNamespace(full=True)) == 1
 
         # `catalog` is the very same relation holding the very same rows
         assert table_oid(flow_settings) == before_oid
@@ -221,11 +224,12 @@ def test_bad_raw_rows_are_quarantined_and_the_good_ones_published(
             run["run_id"],
         )[0]["mart_rows"])["catalog_quarantined_snapshots"] == len(QUARANTINED) + 2
     finally:
+        # the raw table is append-only: rows taken back need a full rebuild of the state
         helpers.fetch(
             flow_settings, "delete from public.product_price_snapshots where scraped_at = $1",
             newest,
         )
-        assert run_refresh_cli(flow_settings, None) == 0
+        assert run_refresh(flow_settings, full=True).is_completed()
 
 
 def test_second_run_is_skipped_while_lock_is_held(
@@ -321,7 +325,7 @@ def test_readers_survive_the_schema_swap(
     reader.start()
     try:
         assert reader.ready.wait(30)
-        state = run_refresh(flow_settings)
+        state = run_refresh(flow_settings, full=True)  # nothing new: only a full run publishes
         queries_at_publish = reader.queries
         deadline = datetime.now(UTC) + timedelta(seconds=10)
         while reader.queries < queries_at_publish + 20 and datetime.now(UTC) < deadline:
@@ -351,7 +355,7 @@ def test_redis_down_still_publishes_a_new_generation(
     before_oid = table_oid(flow_settings)
     no_redis = replace(flow_settings, redis_url="redis://127.0.0.1:1/0")  # nothing listens there
 
-    state = run_refresh(no_redis)
+    state = run_refresh(no_redis, full=True)
 
     assert state.is_completed(), state.message
     run = last_run(flow_settings)
@@ -362,7 +366,51 @@ def test_redis_down_still_publishes_a_new_generation(
     assert run["generation"] == generation(flow_settings)
 
 
-def test_schedule_is_every_15_minutes_in_utc(prefect_harness: None) -> None:
+def test_nothing_new_is_a_noop_and_new_rows_publish(
+    first_publish: dict[str, Any], flow_settings: Settings
+) -> None:
+    """No new raw row: status 'noop', no dbt, `catalog` and the build id untouched, about a
+    second of work. One new row: the next run publishes it."""
+    before_rows, before_oid = published_rows(flow_settings), table_oid(flow_settings)
+    before_generation = generation(flow_settings)
+
+    state = run_refresh(flow_settings)
+
+    assert state.is_completed(), state.message
+    assert "noop" in (state.message or "")
+    run = last_run(flow_settings)
+    assert run["status"] == "noop" and run["generation"] is None
+    assert float(run["duration_seconds"]) < 3.0
+    assert run["source_max_scraped_at"] is not None
+    assert table_oid(flow_settings) == before_oid
+    assert generation(flow_settings) == before_generation
+    assert published_rows(flow_settings) == before_rows
+    assert "catalog_build" not in schemas(flow_settings)
+
+    newest = MAX_SCRAPED_AT + timedelta(minutes=5)
+    helpers.load_rows(flow_settings, [{**ROWS[0], "scraped_at": newest, "price": Decimal("1.00")}])
+    try:
+        state = run_refresh(flow_settings)
+        assert state.is_completed(), state.message
+        run = last_run(flow_settings)
+        assert run["status"] == "published"
+        assert generation(flow_settings) > before_generation
+        current = helpers.fetch(
+            flow_settings,
+            "select current_price from catalog.catalog_slug_seller_summary"
+            " where slug = $1 and seller = $2",
+            ROWS[0]["product_name_normalized"], ROWS[0]["seller"],
+        )
+        assert current[0]["current_price"] == Decimal("1.00")
+    finally:
+        helpers.fetch(
+            flow_settings, "delete from public.product_price_snapshots where scraped_at = $1",
+            newest,
+        )
+        assert run_refresh(flow_settings, full=True).is_completed()
+
+
+def test_schedule_is_every_minute_in_utc(prefect_harness: None) -> None:
     from prefect.client.schemas.objects import ConcurrencyLimitStrategy
     from prefect.server.schemas.schedules import CronSchedule
 
@@ -374,7 +422,7 @@ def test_schedule_is_every_15_minutes_in_utc(prefect_harness: None) -> None:
     assert deployment.entrypoint == "flows.refresh.refresh_catalog"
     [schedule] = deployment.schedules
     assert schedule.active
-    assert schedule.schedule.cron == "*/15 * * * *"
+    assert schedule.schedule.cron == "* * * * *"
     assert schedule.schedule.timezone == "UTC"
     # no overlap: one run at a time across the deployment, a colliding run is cancelled
     assert deployment.concurrency_limit == 1
@@ -384,7 +432,7 @@ def test_schedule_is_every_15_minutes_in_utc(prefect_harness: None) -> None:
     server_schedule = CronSchedule(cron=schedule.schedule.cron, timezone="UTC")
     start = datetime(2026, 1, 1, 10, 7, tzinfo=UTC)
     dates = asyncio.run(server_schedule.get_dates(n=4, start=start))
-    assert [d.strftime("%H:%M") for d in dates] == ["10:15", "10:30", "10:45", "11:00"]
+    assert [d.strftime("%H:%M") for d in dates] == ["10:07", "10:08", "10:09", "10:10"]
 
 
 def test_schedule_needs_a_prefect_server(tmp_path: Any) -> None:

@@ -322,7 +322,7 @@ def test_killed_refreshes_then_refresh_under_scraper_writes(
         )
         assert [r["status"] for r in runs] == ["aborted", "aborted", "published"], runs
         assert all(r["finished_at"] is not None for r in runs), runs
-        assert catalog_schemas(env) == {"catalog", "catalog_old", "catalog_ops"}
+        assert catalog_schemas(env) == {"catalog", "catalog_old", "catalog_ops", "catalog_state"}
         assert int(env.val("select build_id from catalog.catalog_build_info")) > gen_before
         raw_count = env.val("select count(*) from public.product_price_snapshots")
         mid = mart_state(env)
@@ -378,7 +378,7 @@ def test_killed_refreshes_then_refresh_under_scraper_writes(
         )[0]
         assert last["status"] == "published"
         assert last["source_max_scraped_at"] == raw_max
-        assert catalog_schemas(env) == {"catalog", "catalog_old", "catalog_ops"}
+        assert catalog_schemas(env) == {"catalog", "catalog_old", "catalog_ops", "catalog_state"}
         assert server.alive()
         figures["refresh_faults"] = {
             "killed_runs": [dict(r) for r in runs[:2]],

@@ -1,0 +1,102 @@
+{{
+    config(
+        materialized='table',
+        indexes=[
+            {'columns': ['snapshot_id'], 'unique': true},
+        ],
+    )
+}}
+
+{#
+    The raw snapshots this run merges into the incremental state: every raw id above the lower
+    bound `max(ledger id) - snapshot_id_overlap` that the snapshot ledger does not hold yet
+    (quarantined rows included, flagged, so they are recorded as seen). Rows are found by id
+    (insertion order), never by scraped_at, so a late row with an old scraped_at arrives like any
+    other; the overlap catches ids that committed after a higher id was merged. On a full rebuild
+    (`state_full_rebuild`) the arrivals are the ids above `max(raw id) - snapshot_id_overlap`: the
+    rows the ledger then records. docs/DESIGN.md, "Incremental state", says why this is safe.
+    A table in the build schema: read by int_seller_offers_merged and by its post-hook.
+#}
+
+{%- set full = state_full_rebuild() %}
+
+with
+
+accepted as (
+    select
+        snapshot_id,
+        slug,
+        seller,
+        product_code,
+        product_name,
+        availability_raw,
+        url,
+        image_url,
+        description,
+        price,
+        is_available,
+        is_preorder,
+        has_url,
+        has_image_url,
+        has_description,
+        has_categories,
+        false as is_quarantined,
+        scraped_at,
+        categories_raw
+    from {{ ref('stg_scraper__product_price_snapshots') }}
+),
+
+quarantined as (
+    select
+        snapshot_id,
+        slug,
+        seller,
+        null::text as product_code,
+        null::text as product_name,
+        null::text as availability_raw,
+        null::text as url,
+        null::text as image_url,
+        null::text as description,
+        price,
+        false as is_available,
+        false as is_preorder,
+        false as has_url,
+        false as has_image_url,
+        false as has_description,
+        false as has_categories,
+        true as is_quarantined,
+        scraped_at,
+        null::text as categories_raw
+    from {{ ref('stg_scraper__quarantined_snapshots') }}
+),
+
+snapshots as (
+    select * from accepted
+    union all
+    select * from quarantined
+),
+
+lower_bound as (
+    {% if full %}
+        select coalesce(max(snapshots.snapshot_id), 0) - {{ var('snapshot_id_overlap') }} as snapshot_id
+        from snapshots
+    {% else %}
+        select coalesce(max(ledger.snapshot_id), 0) - {{ var('snapshot_id_overlap') }} as snapshot_id
+        from {{ snapshot_ledger() }} as ledger
+    {% endif %}
+),
+
+final as (
+    select snapshots.*
+    from snapshots
+    where
+        snapshots.snapshot_id > (select lower_bound.snapshot_id from lower_bound)
+    {% if not full %}
+            and not exists (
+                select from {{ snapshot_ledger() }} as ledger
+                where ledger.snapshot_id = snapshots.snapshot_id
+            )
+        {% endif %}
+)
+
+select * from final

@@ -1,0 +1,180 @@
+"""Incremental refresh = full rebuild: after every appended scraper cycle, the marts built from the
+incremental state (int_seller_offers_merged, merged run by run) are identical, row by row and
+column by column (price_points included), to the marts of a full rebuild of the same raw table.
+
+One throwaway database holds the raw rows; two dbt targets read it: `inc` (state in
+`inc_state`, built incrementally after each cycle) and `rebuilt` (state in `rebuilt_state`,
+`--full-refresh` every time). The cycles cover new prices, sell-outs, NULL prices, late rows
+older than the watermark carrying a new lowest price, brand-new games, a new seller on an old
+game, quarantined rows, and ids committing out of order (a transaction that took its ids before
+a refresh commits after it).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import os
+from collections.abc import Iterator
+from datetime import timedelta
+from decimal import Decimal
+from typing import Any
+
+import asyncpg
+import pytest
+
+from pricecat.config import Settings
+from pricecat.dbt import run_dbt
+from pricecat.seed import COLUMNS
+from tests import helpers
+from tests.fixtures.snapshots import ROWS
+
+MARTS = {
+    "catalog_slug_seller_summary": "slug, seller",
+    "catalog_slug_summary": "slug",
+}
+MAX_SCRAPED_AT = max(r["scraped_at"] for r in ROWS)
+
+
+def _latest(slug: str, seller: str) -> dict[str, Any]:
+    rows = [r for r in ROWS if r["product_name_normalized"] == slug and r["seller"] == seller]
+    return dict(rows[-1])
+
+
+@pytest.fixture(scope="module")
+def db(base_settings: Settings) -> Iterator[Settings]:
+    settings = helpers.settings_for_database(base_settings, helpers.unique_db_name("pricecat_inc"))
+    helpers.create_database(settings)
+    try:
+        helpers.load_rows(settings, ROWS)
+        yield settings
+    finally:
+        if not os.environ.get("PRICECAT_KEEP_TEST_DB"):
+            helpers.drop_database(settings)
+
+
+def build(settings: Settings, schema: str, *, full: bool) -> None:
+    args = [
+        "build", "--exclude", "resource_type:unit_test",
+        "--vars", json.dumps({"state_schema": f"{schema}_state"}),
+    ]
+    if full:
+        args.append("--full-refresh")
+    proc = run_dbt(settings, args, schema=schema, capture=True)
+    assert proc.returncode == 0, proc.stdout[-6000:]
+
+
+def mart_rows(settings: Settings, schema: str, mart: str) -> list[str]:
+    """Every column of every row as Postgres renders it (numeric scale and jsonb text included)."""
+    order = MARTS[mart]
+    rows = helpers.fetch(
+        settings, f"select t::text as line from {schema}.{mart} as t order by {order}"  # noqa: S608
+    )
+    return [r["line"] for r in rows]
+
+
+def assert_incremental_equals_full(settings: Settings) -> None:
+    build(settings, "inc", full=False)
+    build(settings, "rebuilt", full=True)
+    for mart in MARTS:
+        inc, full = mart_rows(settings, "inc", mart), mart_rows(settings, "rebuilt", mart)
+        assert len(inc) == len(full) > 0, mart
+        diff = [(a, b) for a, b in zip(inc, full, strict=True) if a != b]
+        assert not diff, f"{mart}: incremental != full:\n" + "\n".join(
+            f"  inc  {a}\n  full {b}" for a, b in diff[:5]
+        )
+
+
+def offer(settings: Settings, slug: str, seller: str) -> asyncpg.Record:
+    rows = helpers.fetch(
+        settings,
+        "select * from inc.catalog_slug_seller_summary where slug = $1 and seller = $2",
+        slug, seller,
+    )
+    assert len(rows) == 1
+    return rows[0]
+
+
+def arrived_count(settings: Settings) -> int:
+    sql = "select count(*) as n from inc.int_price_snapshots_arrived"
+    n: int = helpers.fetch(settings, sql)[0]["n"]
+    return n
+
+
+def test_incremental_refreshes_equal_full_rebuilds(db: Settings) -> None:
+    # 0. the first incremental build has no state: it is a full one
+    assert_incremental_equals_full(db)
+    base = offer(db, "azul", "tlamagames")
+
+    # 1. a scrape cycle: new prices, a sell-out, a NULL price, unchanged offers
+    t1 = MAX_SCRAPED_AT + timedelta(hours=1)
+    cycle = []
+    for slug, seller in {(r["product_name_normalized"], r["seller"]) for r in ROWS[:60]}:
+        cycle.append({**_latest(slug, seller), "scraped_at": t1})
+    cycle.append({**_latest("azul", "tlamagames"), "scraped_at": t1, "price": Decimal("1.00")})
+    cycle.append({**_latest("dixit", "tlamagase"), "scraped_at": t1, "availability": "Vyprodáno"})
+    cycle.append({**_latest("carcassonne", "tlamagames"), "scraped_at": t1, "price": None})
+    helpers.load_rows(db, cycle)
+    assert_incremental_equals_full(db)
+    assert arrived_count(db) == len(cycle)  # only the new rows were read
+    azul = offer(db, "azul", "tlamagames")
+    assert azul["current_price"] == Decimal("1.00") and azul["min_price"] == Decimal("1.00")
+    assert azul["lowest_price_at"] == t1
+    assert azul["snapshot_count"] == base["snapshot_count"] + 2  # the cycle row + the price row
+
+    # 2. late rows (older than every merged row) with a new lowest price; a brand-new game; a new
+    #    seller on an old game; quarantined rows (negative price, blank seller)
+    late = MAX_SCRAPED_AT - timedelta(days=3)
+    helpers.load_rows(db, [
+        {**_latest("bang", "tlamagames"), "scraped_at": late, "price": Decimal("0.50")},
+        {**_latest("bang", "tlamagames"), "scraped_at": t1 + timedelta(minutes=1)},
+        {**_latest("azul", "tlamagames"), "scraped_at": t1 + timedelta(minutes=1),
+         "product_name_normalized": "uplne-nova-hra", "product_name_original": "Úplně nová hra",
+         "price": Decimal("399.00"), "url": "https://example.test/nova"},
+        {**_latest("azul", "tlamagames"), "scraped_at": t1 + timedelta(minutes=1),
+         "seller": "novy-obchod", "price": Decimal("2.00")},
+        {**_latest("azul", "tlamagames"), "scraped_at": t1, "price": Decimal("-1.00")},
+        {**_latest("azul", "tlamagames"), "scraped_at": t1, "seller": " "},
+    ])
+    assert_incremental_equals_full(db)
+    bang = offer(db, "bang", "tlamagames")
+    assert bang["min_price"] == Decimal("0.50") and bang["lowest_price_at"] == late
+    assert offer(db, "uplne-nova-hra", "tlamagames")["snapshot_count"] == 1
+    assert offer(db, "azul", "novy-obchod")["current_price"] == Decimal("2.00")
+
+    # 3. ids committing out of order: a transaction takes its ids, a later one commits, the
+    #    refresh runs, then the first commits (a late row, too: same scraped_at as the latest,
+    #    lower id than the rows merged meanwhile)
+    t3 = t1 + timedelta(minutes=2)
+
+    async def out_of_order() -> None:
+        slow = await asyncpg.connect(db.database_url)
+        try:
+            tx = slow.transaction()
+            await tx.start()
+            row = {**_latest("azul", "tlamagames"), "scraped_at": t3, "price": Decimal("0.25")}
+            await slow.copy_records_to_table(
+                "product_price_snapshots", schema_name="public", columns=list(COLUMNS),
+                records=[tuple(row.get(c) for c in COLUMNS)],
+            )
+            await asyncio.to_thread(helpers.load_rows, db, [
+                {**_latest("azul", "tlamagames"), "scraped_at": t3, "price": Decimal("3.00")},
+            ])
+            await asyncio.to_thread(build, db, "inc", full=False)
+            seen = await asyncio.to_thread(offer, db, "azul", "tlamagames")
+            assert seen["current_price"] == Decimal("3.00")
+            await tx.commit()
+        finally:
+            await slow.close()
+
+    asyncio.run(out_of_order())
+    assert_incremental_equals_full(db)
+    azul = offer(db, "azul", "tlamagames")
+    # same scraped_at: the higher id (3.00, committed first) stays the latest
+    assert azul["current_price"] == Decimal("3.00") and azul["min_price"] == Decimal("0.25")
+
+    # 4. nothing new: nothing arrives, nothing changes
+    before = mart_rows(db, "inc", "catalog_slug_seller_summary")
+    build(db, "inc", full=False)
+    assert arrived_count(db) == 0
+    assert mart_rows(db, "inc", "catalog_slug_seller_summary") == before
