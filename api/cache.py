@@ -140,6 +140,10 @@ class Entry:
     headers: dict[tuple[str, bool, bool], dict[str, str]] = field(
         default_factory=dict, repr=False, compare=False
     )
+    #: the same, encoded for the wire (api.http fast path)
+    wire: dict[tuple[str, bool, int], list[tuple[bytes, bytes]]] = field(
+        default_factory=dict, repr=False, compare=False
+    )
 
     def __post_init__(self) -> None:
         if not self.etag:

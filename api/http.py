@@ -159,6 +159,51 @@ def cached_response(request: Request, outcome: Outcome) -> HTTPResponse:
     return respond(request, entry, outcome.result, fresh)
 
 
+class _WireHeaders(HTTPResponse):
+    """A fast-path answer whose cache headers were encoded once per entry (``wire``); Sanic adds
+    and encodes only its own (content-length, connection) at send time."""
+
+    __slots__ = ("_wire",)
+
+    def __init__(self, body: bytes | None, status: int, wire: list[tuple[bytes, bytes]]) -> None:
+        super().__init__(body, status=status)
+        self._wire = wire
+
+    @property
+    def processed_headers(self) -> list[tuple[bytes, bytes]]:  # type: ignore[override]
+        sanitize = self._sanitize_header_value
+        return self._wire + [
+            (sanitize(name).encode("ascii"), sanitize(f"{value}").encode(errors="surrogateescape"))
+            for name, value in self.headers.items()
+        ]
+
+
+def _wire(entry: Entry, use_gzip: bool, status: int) -> list[tuple[bytes, bytes]]:
+    """The encoded headers of a fresh hit (status 200/304/404), built once per entry."""
+    variant = ("wire", use_gzip, status)
+    wire = entry.wire.get(variant)
+    if wire is None:
+        headers = dict(_headers(entry, "hit", True, use_gzip))
+        if status != 304:
+            headers["Content-Type"] = "application/json"
+        wire = [(k.lower().encode("ascii"), v.encode("ascii")) for k, v in headers.items()]
+        entry.wire[variant] = wire
+    return wire
+
+
+def _fast_respond(request: Request, entry: Entry) -> HTTPResponse:
+    """``respond(request, entry, "hit", True)`` with the encoded headers of the entry."""
+    if entry.status != 200:
+        return _WireHeaders(entry.body, entry.status, _wire(entry, False, entry.status))
+    use_gzip = len(entry.body) > GZIP_MIN_BYTES and accepts_gzip(request)
+    inm = request.headers.get("if-none-match")
+    if inm and etag_matches(inm, entry.etag, gzip_etag(entry.etag)):
+        return _WireHeaders(None, 304, _wire(entry, use_gzip, 304))
+    return _WireHeaders(
+        entry.gzipped() if use_gzip else entry.body, 200, _wire(entry, use_gzip, 200)
+    )
+
+
 class ResponseMemo:
     """Per worker: raw URL of a GET -> (generation, cache key, cache-lookup metric) it was
     answered under (module docstring: fast path)."""
@@ -183,7 +228,9 @@ class ResponseMemo:
             return None
         metrics.count(counter)
         request.ctx.cached = True
-        return respond(request, entry, "hit", True)
+        if "origin" in request.headers:  # CORS headers are added to response.headers
+            return respond(request, entry, "hit", True)
+        return _fast_respond(request, entry)
 
 
 def gzip_response(request: Request, response: HTTPResponse) -> None:

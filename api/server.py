@@ -293,9 +293,17 @@ def create_app(
         if limiter is not None and request.path.startswith("/api/"):
             limiter.check(request.remote_addr or request.ip or "unknown")
         # a GET whose answer is in the in-process cache: answered here (api/http.py fast path)
-        return responses.answer(request, app.ctx.cache)
+        response = responses.answer(request, app.ctx.cache)
+        if response is not None:
+            # the response middleware's work, done here: Sanic then skips the middleware for
+            # this response (a private flag; were it renamed, `after` sees ctx.fast and returns)
+            request.ctx.fast = True
+            request._response_middleware_started = True
+            account(request, response)
+        return response
 
-    async def after(request: Request, response: Any) -> None:
+    def account(request: Request, response: Any) -> None:
+        """Request metrics (batched) and CORS headers of every response."""
         route = request.route
         ctx = request.ctx
         status = response.status
@@ -314,12 +322,18 @@ def create_app(
             metrics.observe(children[0], perf_counter() - started)
         metrics.count(children[1])
         cors.decorate(request, response)
+
+    async def after(request: Request, response: Any) -> None:
+        ctx = request.ctx
+        if getattr(ctx, "fast", False):
+            return
+        account(request, response)
         if getattr(ctx, "cached", False):  # api.http.respond did gzip/ETag already
             outcome = getattr(ctx, "outcome", None)
             if outcome is not None:
                 responses.remember(request, outcome)
             return
-        if status == 200 and request.path.startswith("/assets/"):
+        if response.status == 200 and request.path.startswith("/assets/"):
             response.headers["Cache-Control"] = "public, max-age=31536000, immutable"
         gzip_response(request, response)
 

@@ -741,11 +741,23 @@ def render_load_section(r: dict[str, Any]) -> str:
             f"{r['phases']['baseline']['mean_ok_body_bytes']:,} B): "
             + ", ".join(f"{k} **{v:.1%}**" for k, v in ratio.items()) + ".",
         ]
+    p99 = r.get("p99_to_baseline")
+    if p99:
+        lines += ["", "p99 latency relative to the bare Sanic handler: "
+                  + ", ".join(f"{k} **{v:.2f}x**" for k, v in p99.items()) + "."]
+    goal = r.get("goal")
+    if goal:
+        lines += ["", "Goal of issue 14 in this run (ratios to the bare Sanic handler above): "
+                  + "; ".join(
+                      f"{name}: {_goal_value(g)} — **{'met' if g['met'] else 'not met'}**"
+                      for name, g in goal.items()) + "."]
     hp = r.get("hot_prefill")
     if hp:
         lines += ["", f"Hot phase: the {hp['paths']:,} most requested paths of the mix "
-                  f"({hp['requests_in_list']:,} of the list's entries), each requested once "
-                  f"before (8 at a time, {hp['seconds']} s) so all are cached; the in-process LRU "
+                  f"({hp['requests_in_list']:,} of the list's entries), requested before "
+                  f"(8 at a time, new connections) until one whole pass was answered from every "
+                  f"worker's memory ({len(hp.get('passes', [1]))} passes, {hp['seconds']} s), so "
+                  f"all are in each worker's in-process layer; the in-process LRU "
                   f"holds {o['local_cache_entries']:,} entries "
                   f"({o['local_cache_mb']:g} MB) per worker."]
     lines += ["", "Cache lookups from `/metrics` (all workers, delta over each phase; "
@@ -838,6 +850,12 @@ def render_load_section(r: dict[str, Any]) -> str:
     if notes:
         lines += ["", "Observations:", "", *[f"- {n}" for n in notes]]
     return "\n".join(lines) + "\n"
+
+
+def _goal_value(g: dict[str, Any]) -> str:
+    if "ratio" in g:
+        return "n/a" if g["ratio"] is None else f"{g['ratio']:g}"
+    return ", ".join(f"{p} {n}" for p, n in g["errors"].items())
 
 
 def render_payload_section(r: dict[str, Any]) -> str:
@@ -972,12 +990,22 @@ def main(argv: list[str] | None = None) -> int:
             hot_file = workdir / "paths_hot.txt"
             write_paths(hot_reqs, hot_file)
             t0 = time.monotonic()
-            filled = asyncio.run(prefill(api.base, sorted(top), 8))
+            # every worker has its own in-process layer, and a client's connections land on
+            # whichever worker accepts them: request the set (over new connections) until one
+            # whole pass is answered from memory only, at most 6 passes
+            passes: list[dict[str, Any]] = []
+            for _ in range(6):
+                before = cache_counters(api.base)
+                filled = asyncio.run(prefill(api.base, sorted(top), 8))
+                layers = cache_delta(before, cache_counters(api.base))["by_layer"]
+                passes.append({"results": filled, "layers": layers})
+                if set(layers) <= {"hit/memory"}:
+                    break
             report["hot_prefill"] = {"paths": len(top), "requests_in_list": len(hot_reqs),
                                      "seconds": round(time.monotonic() - t0, 1),
-                                     "results": filled}
+                                     "passes": passes, "results": passes[-1]["results"]}
             log(f"hot: prefilled {len(top)} paths in {report['hot_prefill']['seconds']} s: "
-                f"{filled}")
+                f"{passes}")
             before = cache_counters(api.base)
             report["phases"]["hot"] = run_wrk(api.base, hot_file, workdir, "hot", args,
                                               settings)
@@ -1012,6 +1040,15 @@ def main(argv: list[str] | None = None) -> int:
                 for p in ("cold", "warm", "hot") if p in report["phases"]
             }
             log(f"throughput / bare Sanic: {report['ratio_to_baseline']}")
+        base_p99 = report["phases"]["baseline"]["latency_ms"]["p99"]
+        if base_p99:
+            report["p99_to_baseline"] = {
+                p: round(report["phases"][p]["latency_ms"]["p99"] / base_p99, 2)
+                for p in ("cold", "warm", "hot") if p in report["phases"]
+            }
+            log(f"p99 / bare Sanic: {report['p99_to_baseline']}")
+        report["goal"] = goal_check(report)
+        log(f"goal (issue 14): {report['goal']}")
 
     report["finished_at"] = datetime.now(UTC).strftime("%Y-%m-%d %H:%M UTC")
     report["loadavg_end"] = loadavg()
@@ -1028,6 +1065,24 @@ def main(argv: list[str] | None = None) -> int:
     errors = sum(report["phases"][p]["errors_total"] for p in ("cold", "warm", "hot")
                  if p in report["phases"])
     return 0 if errors == 0 and report.get("api_alive_after") else 1
+
+
+#: issue 14's goal, relative to the bare Sanic handler of the same run: (phase, measure, bound)
+GOAL = (("warm", "throughput", ">=", 0.8), ("warm", "p99", "<=", 1.5),
+        ("hot", "throughput", ">=", 0.9))
+
+
+def goal_check(r: dict[str, Any]) -> dict[str, Any]:
+    """Each goal with the measured ratio and whether it holds; errors must be 0 too."""
+    out: dict[str, Any] = {}
+    for phase, measure, op, bound in GOAL:
+        ratios = r.get("ratio_to_baseline" if measure == "throughput" else "p99_to_baseline")
+        value = (ratios or {}).get(phase)
+        met = value is not None and (value >= bound if op == ">=" else value <= bound)
+        out[f"{phase} {measure} {op} {bound:g}x"] = {"ratio": value, "met": met}
+    errors = {p: r["phases"][p]["errors_total"] for p in ("warm", "hot") if p in r["phases"]}
+    out["warm/hot errors = 0"] = {"errors": errors, "met": not any(errors.values())}
+    return out
 
 
 def print_phase(name: str, p: dict[str, Any], c: dict[str, Any] | None) -> None:

@@ -13,7 +13,7 @@ import pytest
 from api.http import etag_matches
 from api.lru import LRU
 from pricecat.config import Settings
-from tests.api.conftest import ApiServer, run_server, server_settings
+from tests.api.conftest import ALLOWED_ORIGIN, ApiServer, metric_sum, run_server, server_settings
 
 TAG = '"abc123"'
 
@@ -75,7 +75,8 @@ def fast_api(db_settings: Settings, api_log_dir: Path) -> Iterator[ApiServer]:
     """A server with the default generation check interval (the session's `api` fixture reads
     the generation on every request, which never takes the fast path)."""
     env = {"API_GENERATION_CHECK_SECONDS": "1"}
-    with run_server(server_settings(db_settings), api_log_dir, env=env) as server:
+    settings = server_settings(db_settings, cors_origins=(ALLOWED_ORIGIN,))
+    with run_server(settings, api_log_dir, env=env) as server:
         yield server
 
 
@@ -109,6 +110,22 @@ def test_fast_path_answers_like_the_full_path(fast_api: ApiServer) -> None:
     # the gzip tag revalidates the same document
     r = api.get(path, headers={"If-None-Match": zipped.headers["etag"]})
     assert r.status_code == 304
+    # CORS and the request metrics still apply to answers from the memo
+    before = api.metrics()
+    cors = api.get(path, headers={**plain, "Origin": ALLOWED_ORIGIN})
+    assert cors.headers["access-control-allow-origin"] == ALLOWED_ORIGIN
+    assert cors.headers["vary"] == "Accept-Encoding, Origin"
+    assert cors.content == first.content
+    for _ in range(3):
+        api.get(path, headers=plain)
+    after = api.metrics()
+
+    def delta(name: str, **labels: str) -> float:
+        return metric_sum(after, name, **labels) - metric_sum(before, name, **labels)
+
+    assert delta("pricecat_http_requests_total", route="/api/v1/catalog", status="200") == 4
+    assert delta("pricecat_http_request_duration_seconds_count", route="/api/v1/catalog") == 4
+    assert delta("pricecat_cache_requests_total", endpoint="catalog", layer="memory") == 4
     # bad input is never answered from the memo: validation still runs on the full path
     assert api.get(path + "&page_size=0").status_code == 400
     # a HEAD of a remembered URL takes the full path and answers the same headers, no body
