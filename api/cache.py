@@ -371,13 +371,14 @@ class Cache:
         """The in-process entry of ``key`` when ``get_or_load`` would answer it as it is, with
         nothing else to do: ``generation`` is the current one and needs no re-read yet, and the
         entry needs no revalidation (api.http.ResponseMemo's fast path)."""
+        now = time.monotonic()
         if (
             generation != self._generation
-            or time.monotonic() - self._generation_at >= self.options.generation_check_seconds
+            or now - self._generation_at >= self.options.generation_check_seconds
         ):
             return None
         item = self._local.get(key)
-        if item is None or time.monotonic() >= item.fresh_at or not item.entry.is_fresh():
+        if item is None or now >= item.fresh_at or not item.entry.is_fresh():
             return None
         return item.entry
 

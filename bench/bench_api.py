@@ -324,8 +324,36 @@ def cache_delta(before: dict[tuple[str, str, str], float],
 # ----------------------------------------------------------------------------- wrk
 
 
+def _process_tree(pid: int) -> list[int]:
+    """``pid`` and its descendants (Linux /proc)."""
+    out, todo = [], [pid]
+    while todo:
+        p = todo.pop()
+        out.append(p)
+        with contextlib.suppress(OSError):
+            for task in os.listdir(f"/proc/{p}/task"):
+                children = Path(f"/proc/{p}/task/{task}/children").read_text().split()
+                todo += [int(c) for c in children]
+    return out
+
+
+def cpu_seconds(pid: int | None) -> float | None:
+    """User + system CPU seconds used so far by ``pid`` and its live descendants (the server's
+    main process and its workers): CPU per request is comparable across runs on a shared
+    machine, where req/s also depends on what the other tenants do."""
+    if pid is None or not Path(f"/proc/{pid}").exists():
+        return None
+    ticks = os.sysconf("SC_CLK_TCK")
+    total = 0.0
+    for p in _process_tree(pid):
+        with contextlib.suppress(OSError, ValueError, IndexError):
+            fields = Path(f"/proc/{p}/stat").read_text().rsplit(")", 1)[1].split()
+            total += (int(fields[11]) + int(fields[12])) / ticks  # utime, stime
+    return total
+
+
 def run_wrk(base: str, paths_file: Path, workdir: Path, tag: str, args: argparse.Namespace,
-            settings: Settings | None = None) -> dict[str, Any]:
+            settings: Settings | None = None, server_pid: int | None = None) -> dict[str, Any]:
     out = workdir / f"wrk_{tag}.json"
     cmd = ["wrk", "-t", str(args.threads), "-c", str(args.connections), "-d", f"{args.duration}s",
            "--timeout", args.timeout, "--latency", "-s", str(LUA_SCRIPT)]
@@ -336,7 +364,9 @@ def run_wrk(base: str, paths_file: Path, workdir: Path, tag: str, args: argparse
     load_before = loadavg()
     gen_before = asyncio.run(current_generation(settings.database_url)) if settings else None
     log(f"{tag}: " + " ".join(cmd))
+    cpu_before = cpu_seconds(server_pid)
     proc = subprocess.run(cmd, env=env, capture_output=True, text=True, check=False)
+    cpu_after = cpu_seconds(server_pid)
     gen_after = asyncio.run(current_generation(settings.database_url)) if settings else None
     if proc.returncode != 0 or not out.exists():
         raise SystemExit(f"bench_api: wrk failed ({proc.returncode})\n{proc.stdout}\n{proc.stderr}")
@@ -369,6 +399,9 @@ def run_wrk(base: str, paths_file: Path, workdir: Path, tag: str, args: argparse
         "generation_bumps": int(gen_after != gen_before)
         if gen_before is not None and gen_after is not None else None,
         "loadavg_after": loadavg(),
+        # server CPU (all its processes) per request, microseconds
+        "cpu_us_per_request": round((cpu_after - cpu_before) * 1e6 / res["requests"], 1)
+        if cpu_before is not None and cpu_after is not None and res["requests"] else None,
         "wrk_stdout": proc.stdout,
     }
 
@@ -698,8 +731,8 @@ def render_load_section(r: dict[str, Any]) -> str:
         + " Errors = non-2xx/3xx responses (counted in `bench/lua/mix.lua`) + socket errors.",
         "",
         "| phase | req/s | p50 ms | p95 ms | p99 ms | max ms | errors | cache hit ratio "
-        "(X-Cache) | mean 2xx body B | load avg (1 min) before → after |",
-        "|---|---:|---:|---:|---:|---:|---:|---:|---:|---|",
+        "(X-Cache) | mean 2xx body B | server CPU µs/request | load avg (1 min) before → after |",
+        "|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---|",
     ]
     for name, label in (("cold", "API, cold cache (new generation)"),
                         ("warm", "API, warm cache (straight after cold)"),
@@ -721,6 +754,7 @@ def render_load_section(r: dict[str, Any]) -> str:
             f"| {label} | {p['rps']:,.0f} | {lat['p50']:.1f} | {lat['p95']:.1f} | "
             f"{lat['p99']:.1f} | {lat['max']:.0f} | {err_txt} | "
             f"{'—' if hit is None else f'{hit:.1%}'} | {p['mean_ok_body_bytes']:,} | "
+            f"{p.get('cpu_us_per_request') or '—'} | "
             f"{fmt_load(p['loadavg_before'][:1])} → {fmt_load(p['loadavg_after'][:1])} |"
         )
     for name in ("cold", "warm", "hot"):
@@ -980,7 +1014,7 @@ def main(argv: list[str] | None = None) -> int:
         for phase in ("cold", "warm"):
             before = cache_counters(api.base)
             report["phases"][phase] = run_wrk(api.base, paths_file, workdir, phase, args,
-                                             settings)
+                                             settings, api.service.pid)
             report["metrics"][phase] = cache_delta(before, cache_counters(api.base))
             print_phase(phase, report["phases"][phase], report["metrics"][phase])
         if args.hot > 0:
@@ -1008,7 +1042,7 @@ def main(argv: list[str] | None = None) -> int:
                 f"{passes}")
             before = cache_counters(api.base)
             report["phases"]["hot"] = run_wrk(api.base, hot_file, workdir, "hot", args,
-                                              settings)
+                                              settings, api.service.pid)
             report["metrics"]["hot"] = cache_delta(before, cache_counters(api.base))
             print_phase("hot", report["phases"]["hot"], report["metrics"]["hot"])
         report["api_alive_after"] = api.service.alive()
@@ -1029,7 +1063,7 @@ def main(argv: list[str] | None = None) -> int:
                          {**os.environ, "PYTHONPATH": str(REPO_ROOT)}, bport, workdir, "/")
         try:
             report["phases"]["baseline"] = run_wrk(baseline.base, paths_file, workdir, "baseline",
-                                                   args)
+                                                   args, None, baseline.service.pid)
             print_phase("baseline", report["phases"]["baseline"], None)
         finally:
             baseline.stop()
@@ -1093,6 +1127,7 @@ def print_phase(name: str, p: dict[str, Any], c: dict[str, Any] | None) -> None:
           f"{p['socket_errors']}); statuses {p['statuses']}; X-Cache {p['x_cache']} "
           f"(hit ratio {p['x_cache_hit_ratio']}); mean body {p['mean_body_bytes']} B; "
           f"load avg {p['loadavg_before']} -> {p['loadavg_after']}; "
+          f"server CPU {p.get('cpu_us_per_request')} us/request; "
           f"generation bumps by others {p.get('generation_bumps')}", flush=True)
     if c is not None:
         print(f"[{name}] /metrics cache: hit ratio {c['hit_ratio']}; {c['by_layer']}; "
