@@ -8,7 +8,7 @@ image fetches (api/images.py: expiry).
 
 Why not ``cachetools``: its caches take one bound (``maxsize`` with ``getsizeof``), the local layer
 needs two (entries and bytes) plus a per-entry expiry, and a hit is several Python calls deep
-(``Cache.__getitem__`` -> ``__touch``); measured in docs/BENCHMARKS.md ("Hot path").
+(``Cache.__getitem__`` -> ``__touch``); measured in docs/BENCHMARKS.md ("API hot path").
 """
 
 from __future__ import annotations
