@@ -790,7 +790,7 @@ def render_load_section(r: dict[str, Any]) -> str:
         lines += ["", f"Hot phase: the {hp['paths']:,} most requested paths of the mix "
                   f"({hp['requests_in_list']:,} of the list's entries), requested before "
                   f"(8 at a time, new connections) until one whole pass was answered from every "
-                  f"worker's memory ({len(hp.get('passes', [1]))} passes, {hp['seconds']} s), so "
+                  f"worker's memory ({_passes(len(hp.get('passes', [1])))}, {hp['seconds']} s), so "
                   f"all are in each worker's in-process layer; the in-process LRU "
                   f"holds {o['local_cache_entries']:,} entries "
                   f"({o['local_cache_mb']:g} MB) per worker."]
@@ -884,6 +884,10 @@ def render_load_section(r: dict[str, Any]) -> str:
     if notes:
         lines += ["", "Observations:", "", *[f"- {n}" for n in notes]]
     return "\n".join(lines) + "\n"
+
+
+def _passes(n: int) -> str:
+    return "1 pass" if n == 1 else f"{n} passes"
 
 
 def _goal_value(g: dict[str, Any]) -> str:
