@@ -62,10 +62,9 @@ import hashlib
 import logging
 import secrets
 import time
-from collections import OrderedDict
 from collections.abc import Awaitable, Callable
 from contextvars import ContextVar
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import Any, Literal, TypeVar
 
 from redis.asyncio import Redis
@@ -74,6 +73,7 @@ from redis.exceptions import RedisError
 
 from api import metrics
 from api.errors import ServiceUnavailable
+from api.lru import LRU
 from pricecat.generation import GenerationMoved
 
 log = logging.getLogger("api.cache")
@@ -136,6 +136,14 @@ class Entry:
     fresh_until: float = 0.0
     etag: str = ""
     _gzip: bytes | None = field(default=None, repr=False)
+    #: response headers built for this entry (api.http.cached_response), by variant
+    headers: dict[tuple[str, bool, bool], dict[str, str]] = field(
+        default_factory=dict, repr=False, compare=False
+    )
+    #: the same, encoded for the wire (api.http fast path)
+    wire: dict[tuple[str, bool, int], list[tuple[bytes, bytes]]] = field(
+        default_factory=dict, repr=False, compare=False
+    )
 
     def __post_init__(self) -> None:
         if not self.etag:
@@ -167,14 +175,17 @@ class Outcome:
     entry: Entry
     result: Result
     layer: Layer
+    #: the current generation's full key of the request (set by get_or_load; "" when no
+    #: generation is known): what api.http.ResponseMemo remembers for the raw URL
+    key: str = ""
+    generation: int | None = None
+    endpoint: str = ""
 
 
-@dataclass
+@dataclass(frozen=True)
 class _LocalItem:
     entry: Entry
     fresh_at: float  # monotonic: revalidate (in the background) after this
-    expires_at: float  # monotonic: hard expiry
-    size: int
 
 
 def _as_bytes(raw: bytes | str) -> bytes:
@@ -202,8 +213,11 @@ class Cache:
         self.namespace = namespace
         self.options = options or CacheOptions()
         self._generation_source = generation_source
-        self._local: OrderedDict[str, _LocalItem] = OrderedDict()
-        self._local_bytes = 0
+        self._local: LRU[str, _LocalItem] = LRU(
+            self.options.local_max_entries,
+            max_bytes=self.options.local_max_bytes,
+            on_change=self._report_local,
+        )
         self._inflight: dict[str, asyncio.Task[Outcome]] = {}
         self._refreshing: dict[str, asyncio.Task[None]] = {}
         self._refresh_slots = asyncio.Semaphore(max(1, self.options.refresh_concurrency))
@@ -330,24 +344,15 @@ class Cache:
     # -- in-process layer -----------------------------------------------------------------------
 
     def _local_get(self, key: str) -> _LocalItem | None:
-        item = self._local.get(key)
-        if item is None:
-            return None
-        if time.monotonic() >= item.expires_at:
-            self._local_drop(key)
-            return None
-        self._local.move_to_end(key)
-        return item
+        return self._local.get(key)
 
     def _local_drop(self, key: str) -> None:
-        item = self._local.pop(key, None)
-        if item is not None:
-            self._local_bytes -= item.size
-            self._report_local()
+        self._local.pop(key)
 
-    def _report_local(self) -> None:
-        metrics.CACHE_LOCAL_ENTRIES.set(len(self._local))
-        metrics.CACHE_LOCAL_BYTES.set(self._local_bytes)
+    @staticmethod
+    def _report_local(local: LRU[str, _LocalItem]) -> None:
+        metrics.CACHE_LOCAL_ENTRIES.set(len(local))
+        metrics.CACHE_LOCAL_BYTES.set(local.bytes)
 
     def _local_put(self, key: str, entry: Entry) -> None:
         if self.options.local_max_entries <= 0:
@@ -356,28 +361,26 @@ class Cache:
         hard_left = left + self.options.stale_seconds
         if hard_left <= 0:
             return
-        now = time.monotonic()
-        item = _LocalItem(
-            entry=entry,
-            fresh_at=now + min(left, self.options.local_max_ttl),
-            expires_at=now + hard_left,
-            size=len(entry.body) + len(key) + _ENTRY_OVERHEAD,
-        )
-        self._local_drop(key)
-        self._local[key] = item
-        self._local_bytes += item.size
-        while self._local and (
-            len(self._local) > self.options.local_max_entries
-            or self._local_bytes > self.options.local_max_bytes
-        ):
-            _, evicted = self._local.popitem(last=False)
-            self._local_bytes -= evicted.size
-        self._report_local()
+        item = _LocalItem(entry, time.monotonic() + min(left, self.options.local_max_ttl))
+        self._local.put(key, item, ttl=hard_left, size=len(entry.body) + len(key) + _ENTRY_OVERHEAD)
 
     def clear_local(self) -> None:
         self._local.clear()
-        self._local_bytes = 0
-        self._report_local()
+
+    def fresh_memory_entry(self, generation: int, key: str) -> Entry | None:
+        """The in-process entry of ``key`` when ``get_or_load`` would answer it as it is, with
+        nothing else to do: ``generation`` is the current one and needs no re-read yet, and the
+        entry needs no revalidation (api.http.ResponseMemo's fast path)."""
+        now = time.monotonic()
+        if (
+            generation != self._generation
+            or now - self._generation_at >= self.options.generation_check_seconds
+        ):
+            return None
+        item = self._local.get(key)
+        if item is None or now >= item.fresh_at or not item.entry.is_fresh():
+            return None
+        return item.entry
 
     # -- read-through ---------------------------------------------------------------------------
 
@@ -421,8 +424,8 @@ class Cache:
                 if not item.entry.is_fresh():
                     metrics.CACHE_STALE.labels(endpoint).inc()
                 self._revalidate(endpoint, key, ttl, loader, generation)
-            metrics.child(metrics.CACHE, endpoint, "hit", "memory").inc()
-            return Outcome(item.entry, "hit", "memory")
+            metrics.count(metrics.child(metrics.CACHE, endpoint, "hit", "memory"))
+            return Outcome(item.entry, "hit", "memory", key, generation, endpoint)
         task, joined = self._flight(
             key, lambda: self._load_shared(endpoint, key, ttl, loader, generation, suffix, busy)
         )
@@ -436,8 +439,8 @@ class Cache:
             outcome = fallback
         if outcome.result == "bypass":
             metrics.REDIS_DEGRADED.labels(endpoint).inc()
-        metrics.child(metrics.CACHE, endpoint, outcome.result, outcome.layer).inc()
-        return outcome
+        metrics.count(metrics.child(metrics.CACHE, endpoint, outcome.result, outcome.layer))
+        return replace(outcome, key=key, generation=generation, endpoint=endpoint)
 
     def _flight(
         self, key: str, make: Callable[[], Awaitable[Outcome]]

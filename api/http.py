@@ -3,7 +3,17 @@ Cache-Control), CORS for configured origins, gzip of other large bodies, a per-c
 
 ETags: strong, a hash of the JSON body. The gzip representation has its own strong tag (same hash
 plus ``-gzip``), as RFC 9110 requires distinct strong validators for distinct bytes; either tag
-in ``If-None-Match`` yields 304 since both describe the same JSON document.
+in ``If-None-Match`` yields 304 since both describe the same JSON document. ``etag_matches`` is
+the one If-None-Match matcher (cached JSON, the Atom feed, the image proxy).
+
+Fast path (``ResponseMemo``): a GET answered from the cache remembers, per worker, which cache
+key its raw URL (path + query string, as received) resolved to. The next GET of the same raw URL
+is answered by the request middleware from that key's in-process entry, with the headers built
+once per entry: no routing to the handler, no parsing, no validation, no key building. It only
+answers what the full path would answer the same way (``Cache.fresh_memory_entry``: current
+generation, no generation re-read due, entry fresh and not due for revalidation); otherwise the
+request takes the full path. A URL that fails validation never reaches the cache, so it is never
+remembered.
 """
 
 from __future__ import annotations
@@ -11,22 +21,26 @@ from __future__ import annotations
 import gzip
 import math
 import time
-from collections import OrderedDict
 from dataclasses import dataclass
 from typing import Any
 
 from sanic import HTTPResponse, Request
 from sanic.exceptions import BadURL
 
-from api.cache import GZIP_MIN_BYTES, Entry, Outcome
+from api import metrics
+from api.cache import GZIP_MIN_BYTES, Cache, Entry, Outcome
 from api.errors import RateLimited
+from api.lru import LRU
 
 COMPRESSIBLE = ("application/json", "text/", "application/javascript", "image/svg+xml")
 EXPOSED_HEADERS = "ETag, X-Cache, Retry-After"
 #: max-age of an answer that is not fresh (served while it is revalidated, or the previous
 #: generation's entry): downstream caches keep it seconds, never a full TTL
 STALE_MAX_AGE = 5
-_STATIC_GZIP: dict[tuple[str, int, str], bytes] = {}
+#: gzip of immutable hashed /assets/ files, compressed once per worker
+_STATIC_GZIP: LRU[tuple[str, int, str], bytes] = LRU(256)
+#: Accept-Encoding header value -> gzip accepted (clients send a handful of distinct values)
+_ACCEPTS_GZIP: LRU[str, bool] = LRU(256)
 
 
 class ApiRequest(Request):
@@ -44,8 +58,7 @@ class ApiRequest(Request):
             super().__init__(b"/", *args, **kwargs)
 
 
-def accepts_gzip(request: Request) -> bool:
-    header = request.headers.get("accept-encoding", "")
+def _parse_accepts_gzip(header: str) -> bool:
     for part in header.split(","):
         token, _, params = part.strip().partition(";")
         if token.strip().lower() in ("gzip", "*"):
@@ -59,45 +72,165 @@ def accepts_gzip(request: Request) -> bool:
     return False
 
 
-def _etag_matches(request: Request, etag: str) -> bool:
-    header = request.headers.get("if-none-match")
+def accepts_gzip(request: Request) -> bool:
+    header = request.headers.get("accept-encoding")
     if not header:
         return False
-    if header.strip() == "*":
+    found = _ACCEPTS_GZIP.get(header)
+    if found is None:
+        found = _parse_accepts_gzip(header)
+        _ACCEPTS_GZIP.put(header, found)
+    return found
+
+
+def etag_matches(header: str | None, *etags: str) -> bool:
+    """Whether an ``If-None-Match`` value matches one of ``etags`` (RFC 9110 13.1.2: weak
+    comparison, so ``W/"x"`` matches ``"x"``): a comma-separated list of entity tags, quoted or
+    (leniently) bare, or ``*`` (any current representation: true when there is an ETag)."""
+    if not header or not any(etags):
+        return False
+    header = header.strip()
+    if header == "*":
         return True
-    bare = etag.strip('"')
+    wanted = {tag.strip('"') for tag in etags if tag}
     for candidate in header.split(","):
         tag = candidate.strip()
         if tag.startswith("W/"):
             tag = tag[2:]
-        tag = tag.strip('"')
-        if tag in (bare, bare + "-gzip"):
+        if tag.strip('"') in wanted:
             return True
     return False
 
 
-def cached_response(request: Request, outcome: Outcome) -> HTTPResponse:
-    entry: Entry = outcome.entry
-    request.ctx.cached = True  # the response middleware leaves gzip to us
-    headers = {"X-Cache": outcome.result, "Vary": "Accept-Encoding"}
+def _etag_matches(request: Request, etag: str) -> bool:
+    """The cached JSON answer's tag or its gzip variant's (api/routes/feeds.py imports this)."""
+    return etag_matches(request.headers.get("if-none-match"), etag, gzip_etag(etag))
+
+
+def gzip_etag(etag: str) -> str:
+    return etag[:-1] + '-gzip"' if etag.endswith('"') else etag + "-gzip"
+
+
+def _headers(entry: Entry, result: str, fresh: bool, use_gzip: bool) -> dict[str, str]:
+    """The response headers of ``entry`` for one variant, built once per entry."""
+    variant = (result, fresh, use_gzip)
+    headers = entry.headers.get(variant)
+    if headers is None:
+        headers = {"X-Cache": result, "Vary": "Accept-Encoding"}
+        if entry.status != 200:
+            headers["Cache-Control"] = "no-store"
+        else:
+            headers["Cache-Control"] = f"public, max-age={entry.ttl if fresh else STALE_MAX_AGE}"
+            headers["ETag"] = gzip_etag(entry.etag) if use_gzip else entry.etag
+            if use_gzip:
+                headers["Content-Encoding"] = "gzip"
+        entry.headers[variant] = headers
+    return headers
+
+
+def respond(request: Request, entry: Entry, result: str, fresh: bool) -> HTTPResponse:
+    """The HTTP answer of a cached entry (gzip, ETag / 304, Cache-Control, X-Cache)."""
     if entry.status != 200:
-        headers["Cache-Control"] = "no-store"
         return HTTPResponse(
-            entry.body, status=entry.status, headers=headers, content_type="application/json"
+            entry.body,
+            status=entry.status,
+            headers=_headers(entry, result, fresh, False),
+            content_type="application/json",
         )
-    fresh = outcome.result != "stale" and entry.is_fresh()
-    headers["Cache-Control"] = f"public, max-age={entry.ttl if fresh else STALE_MAX_AGE}"
     use_gzip = len(entry.body) > GZIP_MIN_BYTES and accepts_gzip(request)
-    etag = entry.etag if not use_gzip else entry.etag[:-1] + '-gzip"'
-    headers["ETag"] = etag
-    if _etag_matches(request, entry.etag):
+    headers = _headers(entry, result, fresh, use_gzip)
+    inm = request.headers.get("if-none-match")
+    if inm and etag_matches(inm, entry.etag, gzip_etag(entry.etag)):
         return HTTPResponse(status=304, headers=headers)
-    if use_gzip:
-        headers["Content-Encoding"] = "gzip"
-        return HTTPResponse(
-            entry.gzipped(), status=200, headers=headers, content_type="application/json"
-        )
-    return HTTPResponse(entry.body, status=200, headers=headers, content_type="application/json")
+    return HTTPResponse(
+        entry.gzipped() if use_gzip else entry.body,
+        status=200,
+        headers=headers,
+        content_type="application/json",
+    )
+
+
+def cached_response(request: Request, outcome: Outcome) -> HTTPResponse:
+    ctx = request.ctx
+    ctx.cached = True  # the response middleware leaves gzip to us
+    ctx.outcome = outcome  # ... and remembers the raw URL's key (ResponseMemo)
+    entry = outcome.entry
+    fresh = outcome.result != "stale" and entry.is_fresh()
+    return respond(request, entry, outcome.result, fresh)
+
+
+class _WireHeaders(HTTPResponse):
+    """A fast-path answer whose cache headers were encoded once per entry (``wire``); Sanic adds
+    and encodes only its own (content-length, connection) at send time."""
+
+    __slots__ = ("_wire",)
+
+    def __init__(self, body: bytes | None, status: int, wire: list[tuple[bytes, bytes]]) -> None:
+        super().__init__(body, status=status)
+        self._wire = wire
+
+    @property
+    def processed_headers(self) -> list[tuple[bytes, bytes]]:  # type: ignore[override]
+        sanitize = self._sanitize_header_value
+        return self._wire + [
+            (sanitize(name).encode("ascii"), sanitize(f"{value}").encode(errors="surrogateescape"))
+            for name, value in self.headers.items()
+        ]
+
+
+def _wire(entry: Entry, use_gzip: bool, status: int) -> list[tuple[bytes, bytes]]:
+    """The encoded headers of a fresh hit (status 200/304/404), built once per entry."""
+    variant = ("wire", use_gzip, status)
+    wire = entry.wire.get(variant)
+    if wire is None:
+        headers = dict(_headers(entry, "hit", True, use_gzip))
+        if status != 304:
+            headers["Content-Type"] = "application/json"
+        wire = [(k.lower().encode("ascii"), v.encode("ascii")) for k, v in headers.items()]
+        entry.wire[variant] = wire
+    return wire
+
+
+def _fast_respond(request: Request, entry: Entry) -> HTTPResponse:
+    """``respond(request, entry, "hit", True)`` with the encoded headers of the entry."""
+    if entry.status != 200:
+        return _WireHeaders(entry.body, entry.status, _wire(entry, False, entry.status))
+    use_gzip = len(entry.body) > GZIP_MIN_BYTES and accepts_gzip(request)
+    inm = request.headers.get("if-none-match")
+    if inm and etag_matches(inm, entry.etag, gzip_etag(entry.etag)):
+        return _WireHeaders(None, 304, _wire(entry, use_gzip, 304))
+    return _WireHeaders(
+        entry.gzipped() if use_gzip else entry.body, 200, _wire(entry, use_gzip, 200)
+    )
+
+
+class ResponseMemo:
+    """Per worker: raw URL of a GET -> (generation, cache key, cache-lookup metric) it was
+    answered under (module docstring: fast path)."""
+
+    def __init__(self, max_entries: int = 20_000) -> None:
+        self._keys: LRU[bytes, tuple[int, str, Any]] = LRU(max_entries)
+
+    def remember(self, request: Request, outcome: Outcome) -> None:
+        if outcome.generation is None or not outcome.key or request.method != "GET":
+            return
+        counter = metrics.child(metrics.CACHE, outcome.endpoint, "hit", "memory")
+        self._keys.put(request.raw_url, (outcome.generation, outcome.key, counter))
+
+    def answer(self, request: Request, cache: Cache) -> HTTPResponse | None:
+        """The cached answer of a remembered GET, or None (then the full path answers)."""
+        found = self._keys.get(request.raw_url)
+        if found is None or request.method != "GET":
+            return None
+        generation, key, counter = found
+        entry = cache.fresh_memory_entry(generation, key)
+        if entry is None:
+            return None
+        metrics.count(counter)
+        request.ctx.cached = True
+        if "origin" in request.headers:  # CORS headers are added to response.headers
+            return respond(request, entry, "hit", True)
+        return _fast_respond(request, entry)
 
 
 def gzip_response(request: Request, response: HTTPResponse) -> None:
@@ -119,8 +252,7 @@ def gzip_response(request: Request, response: HTTPResponse) -> None:
         compressed = _STATIC_GZIP.get(memo_key)
         if compressed is None:
             compressed = gzip.compress(body, compresslevel=6, mtime=0)
-            if len(_STATIC_GZIP) < 256:
-                _STATIC_GZIP[memo_key] = compressed
+            _STATIC_GZIP.put(memo_key, compressed)
         response.body = compressed
     else:
         response.body = gzip.compress(body, compresslevel=5, mtime=0)
@@ -175,21 +307,19 @@ class RateLimiter:
         self.capacity = float(per_minute)
         self.rate = per_minute / 60.0
         self.max_clients = max_clients
-        self._buckets: OrderedDict[str, tuple[float, float]] = OrderedDict()
+        #: client -> (tokens, last refill); the least recently seen clients are dropped first
+        self._buckets: LRU[str, tuple[float, float]] = LRU(max_clients)
 
     def check(self, client: str) -> None:
         now = time.monotonic()
-        tokens, last = self._buckets.get(client, (self.capacity, now))
+        tokens, last = self._buckets.get(client) or (self.capacity, now)
         tokens = min(self.capacity, tokens + (now - last) * self.rate)
         if tokens < 1.0:
-            self._buckets[client] = (tokens, now)
+            self._buckets.put(client, (tokens, now))
             retry = max(1, math.ceil((1.0 - tokens) / self.rate))
             raise RateLimited(
                 "Too many requests; slow down",
                 details={"limit_per_minute": int(self.capacity), "retry_after_seconds": retry},
                 headers={"Retry-After": str(retry)},
             )
-        self._buckets[client] = (tokens - 1.0, now)
-        self._buckets.move_to_end(client)
-        while len(self._buckets) > self.max_clients:
-            self._buckets.popitem(last=False)
+        self._buckets.put(client, (tokens - 1.0, now))

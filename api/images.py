@@ -28,8 +28,6 @@ import hashlib
 import ipaddress
 import re
 import socket
-import time
-from collections import OrderedDict
 from collections.abc import Iterable
 from dataclasses import dataclass
 from html import escape
@@ -41,6 +39,7 @@ from prometheus_client import Counter
 from api.cache import Cache
 from api.db import Database
 from api.errors import error_body
+from api.lru import LRU
 from api.queries import images
 
 TTL_IMAGE = 86_400
@@ -261,30 +260,8 @@ class ImageAnswer:
     x_cache: str
 
 
-class FailureMemo:
-    """Per worker: (namespace, slug) -> (until, product name) of recently failed fetches."""
-
-    def __init__(self, max_entries: int = 4096) -> None:
-        self.max_entries = max_entries
-        self._items: OrderedDict[tuple[str, str], tuple[float, str]] = OrderedDict()
-
-    def get(self, key: tuple[str, str]) -> str | None:
-        found = self._items.get(key)
-        if found is None:
-            return None
-        if time.monotonic() >= found[0]:
-            del self._items[key]
-            return None
-        return found[1]
-
-    def put(self, key: tuple[str, str], name: str) -> None:
-        self._items[key] = (time.monotonic() + FAILURE_MEMO_SECONDS, name)
-        self._items.move_to_end(key)
-        while len(self._items) > self.max_entries:
-            self._items.popitem(last=False)
-
-
-_FAILURES = FailureMemo()
+#: per worker: (namespace, slug) -> product name of a recently failed fetch
+_FAILURES: LRU[tuple[str, str], str] = LRU(4096)
 
 
 def _placeholder_answer(name: str, x_cache: str) -> ImageAnswer:
@@ -319,7 +296,7 @@ async def hero_image(cache: Cache, db: Database, fetcher: ImageFetcher, slug: st
     try:
         outcome = await cache.get_or_load("image", f"image:{slug}", TTL_IMAGE, load)
     except _FetchFailed as failed:
-        _FAILURES.put(memo_key, failed.name)
+        _FAILURES.put(memo_key, failed.name, ttl=FAILURE_MEMO_SECONDS)
         return _placeholder_answer(failed.name, "miss")
     entry = outcome.entry
     if entry.status != 200:

@@ -5,11 +5,20 @@ fresh directory *before* any worker imports prometheus_client; each worker then 
 samples to mmap files there and ``/metrics`` (answered by any one worker) merges all of them with
 ``MultiProcessCollector``. Without that variable (tests, a plain single process) the default
 in-process registry is used.
+
+Per-request counts (requests, latency, cache lookups) are tallied in a dict (``count``,
+``observe``) and written to the metric at the end of the event-loop iteration that produced them
+(one ``loop.call_soon``): in multiprocess mode every ``inc`` is a lock, a pid check and an mmap
+write, and under load one iteration serves many requests, so the writes are batched. An idle
+worker flushes right after the response (within microseconds), so /metrics is exact for
+sequential clients; ``render`` flushes its own worker first.
 """
 
 from __future__ import annotations
 
+import asyncio
 import os
+from bisect import bisect_left
 from typing import Any
 
 from prometheus_client import (
@@ -136,7 +145,64 @@ def child(metric: Any, *labels: str) -> Any:
     return found
 
 
+#: counter child -> amount not yet written
+_PENDING: dict[Any, float] = {}
+#: histogram child -> [sum, count per bucket (the last: +Inf)] not yet written
+_PENDING_HIST: dict[Any, list[float]] = {}
+_flush_scheduled = False
+
+
+def _schedule() -> None:
+    global _flush_scheduled
+    try:
+        asyncio.get_running_loop().call_soon(flush)
+    except RuntimeError:  # no loop (a script, a test): write now
+        flush()
+        return
+    _flush_scheduled = True
+
+
+def count(counter_child: Any, amount: float = 1.0) -> None:
+    """``counter_child.inc(amount)``, batched (see the module docstring)."""
+    _PENDING[counter_child] = _PENDING.get(counter_child, 0.0) + amount
+    if not _flush_scheduled:
+        _schedule()
+
+
+def observe(histogram_child: Any, value: float) -> None:
+    """``histogram_child.observe(value)``, batched; the child's buckets must be LATENCY_BUCKETS."""
+    tally = _PENDING_HIST.get(histogram_child)
+    if tally is None:
+        tally = _PENDING_HIST[histogram_child] = [0.0] * (len(LATENCY_BUCKETS) + 2)
+    tally[0] += value
+    tally[1 + bisect_left(LATENCY_BUCKETS, value)] += 1  # le: value <= bound
+    if not _flush_scheduled:
+        _schedule()
+
+
+def flush() -> None:
+    """Write the tallied counts to the metrics (the mmap files in multiprocess mode)."""
+    global _flush_scheduled
+    _flush_scheduled = False
+    if _PENDING:
+        pending = list(_PENDING.items())
+        _PENDING.clear()
+        for counter_child, amount in pending:
+            counter_child.inc(amount)
+    if _PENDING_HIST:
+        hists = list(_PENDING_HIST.items())
+        _PENDING_HIST.clear()
+        for histogram_child, tally in hists:
+            # prometheus_client has no batch observe: add to the child's own sum and
+            # (non-cumulative) bucket values, as Histogram.observe does one at a time
+            histogram_child._sum.inc(tally[0])
+            for i, n in enumerate(tally[1:]):
+                if n:
+                    histogram_child._buckets[i].inc(n)
+
+
 def render() -> tuple[bytes, str]:
+    flush()
     if MULTIPROCESS:
         from prometheus_client import multiprocess
 

@@ -16,7 +16,6 @@ from __future__ import annotations
 import hashlib
 import re
 import unicodedata
-from collections import OrderedDict
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from decimal import Decimal, InvalidOperation
@@ -24,6 +23,7 @@ from typing import Any, Generic, TypeVar
 
 from api.encoding import dumps
 from api.errors import InvalidParameter
+from api.lru import LRU
 
 T = TypeVar("T")
 
@@ -285,8 +285,7 @@ class ParseMemo(Generic[T]):
 
     def __init__(self, parse: Callable[[Mapping[str, Sequence[str]]], T], size: int = 4096):
         self._parse = parse
-        self._size = size
-        self._memo: OrderedDict[str, T] = OrderedDict()
+        self._memo: LRU[str, T] = LRU(size)
 
     def __call__(
         self, query_string: str, raw: Callable[[], Mapping[str, Sequence[str]]]
@@ -295,7 +294,5 @@ class ParseMemo(Generic[T]):
         if found is not None:
             return found
         parsed = self._parse(raw())
-        self._memo[query_string] = parsed
-        if len(self._memo) > self._size:
-            self._memo.popitem(last=False)
+        self._memo.put(query_string, parsed)
         return parsed

@@ -8,17 +8,17 @@ between raises ``GenerationMoved`` and the cache loads again under the new gener
 passes ``db.saturated`` so that, while the pool is saturated, a miss is answered from the
 previous generation's entry (see api/cache.py).
 Catalog totals are memoized per generation and filter set
-(``TotalsMemo``), so another page or sort of known filters runs only the page query."""
+(``_TOTALS``), so another page or sort of known filters runs only the page query."""
 
 from __future__ import annotations
 
-from collections import OrderedDict
 from collections.abc import Hashable
 
 from api.cache import LOAD_GENERATION, Cache, Outcome
 from api.db import Database
 from api.encoding import dumps
 from api.errors import error_body
+from api.lru import LRU
 from api.params import CatalogQuery, SuggestQuery
 from api.queries import catalog, categories, products, snapshots, suggest
 
@@ -29,29 +29,10 @@ TTL_CATEGORIES = 600
 TTL_RECENT = 120
 
 
-class TotalsMemo:
-    """(total, total_estimate) per data generation and filter set (sort and page excluded),
-    per worker: the pages and sort orders of one filter set share them, so their misses run the
-    page query only. Bounded LRU; entries of older generations are never read again."""
-
-    def __init__(self, max_entries: int = 4096) -> None:
-        self.max_entries = max_entries
-        self._items: OrderedDict[Hashable, tuple[int, int]] = OrderedDict()
-
-    def get(self, key: Hashable) -> tuple[int, int] | None:
-        found = self._items.get(key)
-        if found is not None:
-            self._items.move_to_end(key)
-        return found
-
-    def put(self, key: Hashable, value: tuple[int, int]) -> None:
-        self._items[key] = value
-        self._items.move_to_end(key)
-        while len(self._items) > self.max_entries:
-            self._items.popitem(last=False)
-
-
-_TOTALS = TotalsMemo()
+#: (total, total_estimate) per data generation and filter set (sort and page excluded), per
+#: worker: the pages and sort orders of one filter set share them, so their misses run the page
+#: query only. Entries of older generations are never read again (they age out of the LRU).
+_TOTALS: LRU[Hashable, tuple[int, int]] = LRU(4096)
 
 
 async def catalog_page(cache: Cache, db: Database, query: CatalogQuery) -> Outcome:

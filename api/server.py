@@ -130,7 +130,7 @@ def create_app(
     from api.cache import Cache, CacheOptions
     from api.db import Database, DatabaseTargets, GenerationReader, PoolOptions
     from api.errors import JsonErrorHandler
-    from api.http import ApiRequest, Cors, RateLimiter, gzip_response
+    from api.http import ApiRequest, Cors, RateLimiter, ResponseMemo, gzip_response
     from api.routes import catalog, deals, feeds, images, meta, ops, products, search, web
 
     if not isinstance(settings, Settings):
@@ -281,6 +281,10 @@ def create_app(
 
     from time import perf_counter
 
+    responses = ResponseMemo()
+    # label -> metric children, per route (routes are few): no label validation per request
+    route_metrics: dict[tuple[str | None, str, int], tuple[Any, Any]] = {}
+
     async def before(request: Request) -> HTTPResponse | None:
         request.ctx.started = perf_counter()
         preflight = cors.preflight(request)
@@ -288,18 +292,46 @@ def create_app(
             return preflight
         if limiter is not None and request.path.startswith("/api/"):
             limiter.check(request.remote_addr or request.ip or "unknown")
-        return None
+        # a GET whose answer is in the in-process cache: answered here (api/http.py fast path)
+        response = responses.answer(request, app.ctx.cache)
+        if response is not None:
+            # the response middleware's work, done here: Sanic then skips the middleware for
+            # this response (a private flag; were it renamed, `after` sees ctx.fast and returns)
+            request.ctx.fast = True
+            request._response_middleware_started = True
+            account(request, response)
+        return response
 
-    async def after(request: Request, response: Any) -> None:
+    def account(request: Request, response: Any) -> None:
+        """Request metrics (batched) and CORS headers of every response."""
         route = request.route
-        label = "/" + route.path if route is not None else "unmatched"
         ctx = request.ctx
+        status = response.status
+        metric_key = (route.path if route is not None else None, request.method, status)
+        children = route_metrics.get(metric_key)
+        if children is None:
+            label = "/" + route.path if route is not None else "unmatched"
+            children = (
+                metrics.child(metrics.LATENCY, label),
+                metrics.child(metrics.REQUESTS, label, request.method, str(status)),
+            )
+            if len(route_metrics) < 4096:
+                route_metrics[metric_key] = children
         started = getattr(ctx, "started", None)
         if started is not None:
-            metrics.child(metrics.LATENCY, label).observe(perf_counter() - started)
-        metrics.child(metrics.REQUESTS, label, request.method, str(response.status)).inc()
+            metrics.observe(children[0], perf_counter() - started)
+        metrics.count(children[1])
         cors.decorate(request, response)
-        if getattr(ctx, "cached", False):  # api.http.cached_response did gzip/ETag already
+
+    async def after(request: Request, response: Any) -> None:
+        ctx = request.ctx
+        if getattr(ctx, "fast", False):
+            return
+        account(request, response)
+        if getattr(ctx, "cached", False):  # api.http.respond did gzip/ETag already
+            outcome = getattr(ctx, "outcome", None)
+            if outcome is not None:
+                responses.remember(request, outcome)
             return
         if response.status == 200 and request.path.startswith("/assets/"):
             response.headers["Cache-Control"] = "public, max-age=31536000, immutable"
@@ -313,6 +345,7 @@ def create_app(
 async def _close_pools(app: Sanic[Any, Any]) -> None:
     from api import metrics
 
+    metrics.flush()
     metrics.WORKERS.dec()
     cache = getattr(app.ctx, "cache", None)
     if cache is not None:

@@ -11,6 +11,7 @@ from sanic_ext import openapi
 from api import images
 from api.cache import Cache
 from api.db import Database
+from api.http import etag_matches
 from api.images import ImageFetcher
 from api.params import parse_none, parse_slug
 from api.routes import PROVIDERS, inject
@@ -28,16 +29,6 @@ PROVIDERS[ImageFetcher] = get_fetcher  # before @inject below resolves the handl
 
 def _binary() -> Any:
     return openapi.Binary()  # type: ignore[no-untyped-call]
-
-
-def _etag_matches(request: Request, etag: str) -> bool:
-    header = request.headers.get("if-none-match", "")
-    if not header or not etag:
-        return False
-    if header.strip() == "*":
-        return True
-    tags = {t.strip().removeprefix("W/") for t in header.split(",")}
-    return etag in tags
 
 
 @apply(
@@ -80,7 +71,7 @@ async def get_image(
     headers["ETag"] = answer.etag
     if answer.placeholder:
         headers["X-Image"] = "placeholder"
-    if _etag_matches(request, answer.etag):
+    if etag_matches(request.headers.get("if-none-match"), answer.etag):
         return HTTPResponse(status=304, headers=headers)
     return HTTPResponse(answer.body, status=200, headers=headers, content_type=answer.content_type)
 
