@@ -11,7 +11,7 @@ from typing import Any, TypedDict
 
 from api.db import Executor
 from api.encoding import money, timestamp
-from api.params import CatalogFilters, like_escape
+from api.filters import CatalogFilters, like_escape
 from api.queries import load_sql
 
 #: sort -> (query name, SQL). Fixed at import: no SQL is built from request values.

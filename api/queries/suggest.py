@@ -6,7 +6,7 @@ from typing import TypedDict
 
 from api.db import Executor
 from api.encoding import money
-from api.params import SuggestQuery, like_escape
+from api.filters import SuggestQuery, like_escape
 from api.queries import load_sql
 
 SQL = load_sql("suggest")
