@@ -29,7 +29,8 @@ def openapi_document() -> dict[str, Any]:
     ]
     build_spec(app)
     builder: Any = SpecificationBuilder().build(app)  # untyped
-    spec: dict[str, Any] = builder.serialize()
+    # as served: through JSON (status codes become string keys)
+    spec: dict[str, Any] = json.loads(json.dumps(builder.serialize()))
     return spec
 
 
