@@ -319,5 +319,47 @@ def serve(
         backlog=options.backlog,
         motd=False,
     )
+    _shield_sync_manager_from_sigterm(app)
     Sanic.serve(primary=app, app_loader=loader)
     return 0
+
+
+def _shield_sync_manager_from_sigterm(app: Sanic[Any, Any]) -> None:
+    """A SIGTERM sent to the whole process group (``kill -TERM -<pgid>``, a container stop, a
+    test harness) also reached the ``multiprocessing`` manager process Sanic starts for its
+    worker states; it died at once, and Sanic's main process, still polling those states while
+    it stopped the workers, ended with a ``BrokenPipeError`` traceback. That process ignores
+    SIGINT already; here it also inherits SIGTERM ignored (Sanic shuts it down itself when
+    everything else has stopped). The main process restores its own handler at
+    ``main_process_start``, right after the manager started and before Sanic installs its
+    shutdown handler and starts the workers."""
+    import signal
+
+    previous = signal.signal(signal.SIGTERM, signal.SIG_IGN)
+
+    def restore(_app: Sanic[Any, Any]) -> None:
+        signal.signal(signal.SIGTERM, previous)
+
+    app.register_listener(restore, "main_process_start")
+    app.register_listener(_stop_once_on_signal, "after_server_start")
+
+
+async def _stop_once_on_signal(app: Sanic[Any, Any]) -> None:
+    """In each worker: the first SIGINT/SIGTERM stops it, later ones are ignored. A SIGTERM to
+    the process group reaches a worker twice (directly, then as the SIGINT the main process
+    sends each worker); Sanic's handler stopped the loop again while the worker was draining an
+    in-flight request, and the drain failed with "Event loop stopped before Future completed"."""
+    import asyncio
+    import signal
+
+    loop = asyncio.get_running_loop()
+    stopping = False
+
+    def stop_once() -> None:
+        nonlocal stopping
+        if not stopping:
+            stopping = True
+            app.stop(terminate=False)
+
+    for signum in (signal.SIGINT, signal.SIGTERM):
+        loop.add_signal_handler(signum, stop_once)
