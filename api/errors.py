@@ -67,6 +67,11 @@ class ApiError(SanicException):
             self.code = code
         self.details: dict[str, Any] = details or {}
 
+    def answer(self) -> tuple[int, bytes]:
+        """(status, JSON error body): for an answer stored in the cache instead of raised
+        (a cached 404), rendered exactly as the handler renders a raised one."""
+        return self.status_code, error_body(self.code, str(self.message), self.details)
+
 
 class InvalidParameter(ApiError):
     """A query or path parameter is malformed; ``details.parameter`` names it."""
@@ -78,6 +83,11 @@ class InvalidParameter(ApiError):
 class NotFound(ApiError):
     status_code = 404
     code = "not_found"
+
+    @classmethod
+    def product(cls, slug: str) -> NotFound:
+        """No product (read model row) has this slug."""
+        return cls(f"No product with slug '{slug}'", details={"parameter": "slug", "value": slug})
 
 
 class RateLimited(ApiError):

@@ -38,7 +38,7 @@ from prometheus_client import Counter
 
 from api.cache import Cache
 from api.db import Database
-from api.errors import error_body
+from api.errors import NotFound
 from api.lru import LRU
 from api.queries import images
 
@@ -281,9 +281,7 @@ async def hero_image(cache: Cache, db: Database, fetcher: ImageFetcher, slug: st
         # the connection goes back to the pool before the (slow) upstream fetch starts
         source = await db.session("image_url", lambda s: images.hero_image(s, slug))
         if source is None:
-            return 404, error_body(
-                "not_found", f"No product with slug '{slug}'", {"parameter": "slug", "value": slug}
-            )
+            return NotFound.product(slug).answer()
         name = source.name or slug
         if source.url is None:
             return 200, _PLACEHOLDER + b"\n" + name.encode()

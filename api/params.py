@@ -7,22 +7,26 @@ Policy (documented in the OpenAPI descriptions too):
 - an empty value (``?min_price=``) counts as absent (HTML forms send empty fields);
 - every other problem -> 400 ``invalid_parameter`` with ``details.parameter`` naming it.
 
-The parsed objects are canonical: defaults filled in, ``q`` normalized, categories sorted and
+The parsed objects (``api.filters``: the query side imports those, never this module) are
+canonical: defaults filled in, ``q`` normalized, categories sorted and
 de-duplicated, prices quantized, so equal queries produce equal cache keys.
 """
 
 from __future__ import annotations
 
-import hashlib
 import re
 import unicodedata
 from collections.abc import Callable, Iterable, Mapping, Sequence
-from dataclasses import dataclass, field
 from decimal import Decimal, InvalidOperation
 from typing import Any, Generic, TypeVar
 
-from api.encoding import dumps
 from api.errors import InvalidParameter
+
+# re-exported for callers of the parser (api/reads.py, tests/api/test_params.py)
+from api.filters import CatalogFilters
+from api.filters import CatalogQuery as CatalogQuery
+from api.filters import SuggestQuery as SuggestQuery
+from api.filters import like_escape as like_escape
 from api.lru import LRU
 
 T = TypeVar("T")
@@ -70,11 +74,6 @@ def normalize_category(text: str) -> str:
     """A category as the marts store it (dbt macro ``normalize_categories``): blanks collapsed to
     one space, trimmed, lower-case."""
     return _WS_RE.sub(" ", text).strip(" ").lower()
-
-
-def like_escape(text: str) -> str:
-    """Escape LIKE metacharacters (backslash is PostgreSQL's default LIKE escape)."""
-    return text.replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_")
 
 
 class Args:
@@ -189,42 +188,6 @@ def parse_slug(raw: str) -> str:
     return raw
 
 
-@dataclass(frozen=True)
-class CatalogFilters:
-    """Everything but pagination; its canonical JSON hashes into the cache key."""
-
-    availability: str
-    min_price: Decimal | None
-    max_price: Decimal | None
-    categories: tuple[str, ...]
-    q: str | None
-    sort: str
-    _hash: list[str] = field(default_factory=list, compare=False, repr=False)
-
-    def canonical(self) -> dict[str, Any]:
-        return {
-            "availability": self.availability,
-            "categories": list(self.categories),
-            "max_price": None if self.max_price is None else str(self.max_price),
-            "min_price": None if self.min_price is None else str(self.min_price),
-            "q": self.q,
-            "sort": self.sort,
-        }
-
-    def filters_hash(self) -> str:
-        if not self._hash:  # computed once per parsed query (parses are memoized)
-            payload = dumps(self.canonical())  # orjson: stable key order as written above
-            self._hash.append(hashlib.sha256(payload).hexdigest()[:20])
-        return self._hash[0]
-
-
-@dataclass(frozen=True)
-class CatalogQuery:
-    filters: CatalogFilters
-    page: int
-    page_size: int
-
-
 CATALOG_PARAMS = (
     "page", "page_size", "availability", "min_price", "max_price", "categories", "q", "sort",
 )
@@ -252,13 +215,6 @@ def parse_catalog(raw: Mapping[str, Sequence[str]]) -> CatalogQuery:
         sort = "name"  # relevance without a query has nothing to rank by
     filters = CatalogFilters(availability, min_price, max_price, categories, q, sort)
     return CatalogQuery(filters=filters, page=page, page_size=page_size)
-
-
-@dataclass(frozen=True)
-class SuggestQuery:
-    q: str
-    availability: str
-    limit: int
 
 
 def parse_suggest(raw: Mapping[str, Sequence[str]]) -> SuggestQuery:

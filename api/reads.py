@@ -17,7 +17,7 @@ from collections.abc import Hashable
 from api.cache import LOAD_GENERATION, Cache, Outcome
 from api.db import Database
 from api.encoding import dumps
-from api.errors import error_body
+from api.errors import NotFound
 from api.lru import LRU
 from api.params import CatalogQuery, SuggestQuery
 from api.queries import catalog, categories, products, snapshots, suggest
@@ -74,9 +74,7 @@ async def product(cache: Cache, db: Database, slug: str) -> Outcome:
             "product", lambda s: products.product(s, slug), LOAD_GENERATION.get()
         )
         if found is None:
-            return 404, error_body(
-                "not_found", f"No product with slug '{slug}'", {"parameter": "slug", "value": slug}
-            )
+            return NotFound.product(slug).answer()
         return 200, dumps(found)
 
     return await cache.get_or_load("product", f"product:{slug}", TTL_PRODUCT, load, db.saturated)

@@ -1,14 +1,23 @@
-"""Response schemas for the OpenAPI document (pydantic models, documentation only: the handlers
-build plain dicts in api/queries and serialize them with orjson)."""
+"""The one declaration of each response shape: these pydantic models make the OpenAPI document
+(/docs/openapi.json), and from it the web UI's TypeScript types (web/src/api.gen.ts, `npm run
+gen:api`). The handlers build plain dicts in api/queries and serialize them with orjson (no
+pydantic work per request); tests/api/test_shapes.py validates every endpoint's answers against
+these models, and ``extra="forbid"`` makes a key the model lacks fail there."""
 
 from __future__ import annotations
 
-from typing import Any
+from typing import Any, Literal
 
-from pydantic import BaseModel, Field
+from pydantic import BaseModel, ConfigDict, Field
 
 
-class ErrorInfo(BaseModel):
+class Shape(BaseModel):
+    """Base of every response model: no undeclared keys."""
+
+    model_config = ConfigDict(extra="forbid")
+
+
+class ErrorInfo(Shape):
     code: str = Field(description="Stable machine-readable code, e.g. invalid_parameter")
     message: str = Field(description="Human-readable message; names the bad parameter")
     details: dict[str, Any] = Field(
@@ -16,13 +25,13 @@ class ErrorInfo(BaseModel):
     )
 
 
-class Error(BaseModel):
+class Error(Shape):
     """The one error shape of every 4xx/5xx response."""
 
     error: ErrorInfo
 
 
-class CatalogCard(BaseModel):
+class CatalogCard(Shape):
     slug: str = Field(description="product_name_normalized; the product page's id")
     name: str | None
     hero_image_url: str | None
@@ -37,7 +46,7 @@ class CatalogCard(BaseModel):
     last_scraped_at: str | None = Field(description="UTC, ISO 8601 with Z")
 
 
-class CatalogPage(BaseModel):
+class CatalogPage(Shape):
     items: list[CatalogCard]
     page: int
     page_size: int
@@ -51,7 +60,7 @@ class CatalogPage(BaseModel):
     )
 
 
-class WindowLow(BaseModel):
+class WindowLow(Shape):
     price: float | None = Field(
         description=(
             "Lowest price in force at any moment of [now - N days, now] (the price in force at "
@@ -63,8 +72,8 @@ class WindowLow(BaseModel):
     )
 
 
-class WindowLows(BaseModel):
-    model_config = {"populate_by_name": True}
+class WindowLows(Shape):
+    model_config = ConfigDict(extra="forbid", populate_by_name=True)
 
     d30: WindowLow = Field(alias="30d")
     d90: WindowLow = Field(alias="90d")
@@ -75,15 +84,15 @@ class MarketLow(WindowLow):
     seller: str | None = Field(description="The seller of that low (ties: latest, then name)")
 
 
-class MarketLows(BaseModel):
-    model_config = {"populate_by_name": True}
+class MarketLows(Shape):
+    model_config = ConfigDict(extra="forbid", populate_by_name=True)
 
     d30: MarketLow = Field(alias="30d")
     d90: MarketLow = Field(alias="90d")
     d365: MarketLow = Field(alias="365d")
 
 
-class Discount(BaseModel):
+class Discount(Shape):
     prior_price: float = Field(
         description=(
             "EU prior price: the lowest price in force during the 30 days before the reduction"
@@ -93,6 +102,11 @@ class Discount(BaseModel):
     reduced_at: str = Field(description="When the current reduction happened (UTC)")
 
 
+#: strongest first (api.queries.deals.BADGES)
+Badge = Literal["lowest_ever", "lowest_365d", "lowest_90d", "lowest_30d"]
+#: the catalog-card badges (/deals/badges): the market lows of a window
+MarketBadge = Literal["lowest_365d", "lowest_90d", "lowest_30d"]
+
 BADGES_DESCRIPTION = (
     "Subset of lowest_ever, lowest_365d, lowest_90d, lowest_30d (strongest first): the offer is "
     "available or preorder, its price equals that window's low, and its history covers the "
@@ -100,7 +114,7 @@ BADGES_DESCRIPTION = (
 )
 
 
-class SellerOffer(BaseModel):
+class SellerOffer(Shape):
     seller: str
     url: str | None
     product_codes: list[str]
@@ -111,7 +125,7 @@ class SellerOffer(BaseModel):
     min_price: float | None = Field(description="Lowest price this seller ever had")
     max_price: float | None
     last_seen_at: str | None
-    price_points: list[list[Any]] = Field(
+    price_points: list[tuple[str, float | None, bool]] = Field(
         description=(
             "[scraped_at (UTC text), price (number|null), is_available] in time order: the "
             "first snapshot, every change of price or availability, and the latest snapshot"
@@ -125,10 +139,10 @@ class SellerOffer(BaseModel):
             "or preorder, or the price is not below the prior price (a fake sale)"
         )
     )
-    badges: list[str] = Field(description=BADGES_DESCRIPTION)
+    badges: list[Badge] = Field(description=BADGES_DESCRIPTION)
 
 
-class Product(BaseModel):
+class Product(Shape):
     slug: str
     name: str | None
     hero_image_url: str | None
@@ -149,7 +163,7 @@ class Product(BaseModel):
     )
 
 
-class Suggestion(BaseModel):
+class Suggestion(Shape):
     slug: str
     name: str | None
     hero_image_url: str | None
@@ -158,20 +172,20 @@ class Suggestion(BaseModel):
     is_preorder: bool
 
 
-class SuggestList(BaseModel):
+class SuggestList(Shape):
     items: list[Suggestion]
 
 
-class CategoryCount(BaseModel):
+class CategoryCount(Shape):
     name: str = Field(description="Normalized (lower-case) category")
     count: int = Field(description="Number of products carrying it")
 
 
-class CategoryList(BaseModel):
+class CategoryList(Shape):
     items: list[CategoryCount]
 
 
-class RecentSnapshot(BaseModel):
+class RecentSnapshot(Shape):
     slug: str | None
     seller: str | None
     price: float | None
@@ -184,20 +198,20 @@ class RecentSnapshot(BaseModel):
     scraped_at: str | None
 
 
-class RecentList(BaseModel):
+class RecentList(Shape):
     items: list[RecentSnapshot]
 
 
-class Health(BaseModel):
+class Health(Shape):
     status: str
 
 
-class Check(BaseModel):
+class Check(Shape):
     ok: bool
     detail: str | None = None
 
 
-class Ready(BaseModel):
+class Ready(Shape):
     status: str = Field(
         description="'ready', or 'degraded' when Redis is unreachable (answers then come "
         "straight from Postgres: still ready for traffic)"
@@ -220,7 +234,7 @@ class Ready(BaseModel):
     published_at: str | None
 
 
-class DealItem(BaseModel):
+class DealItem(Shape):
     slug: str
     name: str | None
     seller: str
@@ -232,19 +246,19 @@ class DealItem(BaseModel):
     reduced_at: str = Field(description="When the price was reduced (UTC)")
     is_available: bool
     is_preorder: bool
-    badges: list[str] = Field(description=BADGES_DESCRIPTION)
+    badges: list[Badge] = Field(description=BADGES_DESCRIPTION)
 
 
-class DealsPage(BaseModel):
+class DealsPage(Shape):
     items: list[DealItem]
     page: int
     page_size: int
     total: int = Field(description="Exact number of matching deals")
 
 
-class SlugBadges(BaseModel):
+class SlugBadges(Shape):
     slug: str
-    badges: list[str] = Field(
+    badges: list[MarketBadge] = Field(
         description=(
             "Subset of lowest_365d, lowest_90d, lowest_30d: the product's cheapest offered "
             "price equals the market low of that window and its history covers the window"
@@ -252,5 +266,5 @@ class SlugBadges(BaseModel):
     )
 
 
-class SlugBadgesList(BaseModel):
+class SlugBadgesList(Shape):
     items: list[SlugBadges] = Field(description="Only the requested slugs that have a badge")

@@ -5,14 +5,9 @@
 creates the asyncpg pool and the redis-py asyncio ``BlockingConnectionPool``; sanic-ext injects
 them into handlers (``Database``, ``Cache``); ``after_server_stop`` closes them.
 
-Tuning knobs beyond Settings (env, all optional; see api/README.md "Env knobs"):
-API_DB_POOL_MIN (2), API_DB_POOL_MAX (16) per worker; API_DB_ACQUIRE_TIMEOUT (10 s);
-API_REDIS_MAX_CONNECTIONS (256) per worker, API_REDIS_POOL_TIMEOUT (5 s), API_REDIS_TIMEOUT
-(0.1 s: connect and reply timeout of one Redis call);
-API_GENERATION_CHECK_SECONDS (1.0; 0 = read the generation on every request);
-API_LOCAL_CACHE_ENTRIES (10000; 0 disables the in-process layer), API_LOCAL_CACHE_MB (64);
-API_CACHE_STALE_SECONDS (600); API_BACKLOG (2048, `pricecat serve` only); API_ACCESS_LOG (0);
-WEB_DIST_DIR (default <repo>/web/dist).
+Every setting, the API's tuning knobs included (API_DB_POOL_MAX, API_REDIS_TIMEOUT, ...), is a
+field of ``pricecat.config.Settings``: its env variable, default, bounds and help are declared
+there (README.md, "Configuration", is generated from it).
 """
 
 from __future__ import annotations
@@ -21,106 +16,28 @@ import logging
 import os
 import shutil
 import tempfile
-from dataclasses import dataclass, field
 from functools import partial
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
-from urllib.parse import urlsplit
 
-from pricecat.config import ConfigError, Settings, env_float, env_int, parse_database_url
+from pricecat.config import ConfigError, Settings
 
 if TYPE_CHECKING:
     from sanic import Sanic
 
 log = logging.getLogger("api.server")
 
-REPO_ROOT = Path(__file__).resolve().parent.parent
 MULTIPROC_ENV = "PROMETHEUS_MULTIPROC_DIR"
 _CREATED_MULTIPROC_FLAG = "PRICECAT_CREATED_MULTIPROC_DIR"
 
 
-@dataclass(frozen=True)
-class ApiOptions:
-    db_pool_min: int = 2
-    #: 2 workers x 16 = 32 of Postgres' max_connections=100: room for dbt, the refresh flow,
-    #: psql and a third worker; more connections than that only add contention on a small box
-    db_pool_max: int = 16
-    db_acquire_timeout: float = 10.0
-    redis_max_connections: int = 256
-    redis_pool_timeout: float = 5.0
-    #: connect and reply timeout of one Redis call: a Redis that accepts connections but never
-    #: answers costs a request at most this (then the breaker skips Redis for a second)
-    redis_timeout: float = 0.1
-    generation_check_seconds: float = 1.0
-    local_cache_entries: int = 10_000
-    local_cache_mb: float = 64.0
-    cache_stale_seconds: int = 600
-    #: listen backlog: 1,000 clients connecting at once overflow Sanic's default 100, and a
-    #: dropped SYN is retried after 1, 3, 7 s... (seen as timeouts by the clients)
-    backlog: int = 2048
-    access_log: bool = False
-    #: api.* log lines: "plain" text or "json" (one object per line)
-    log_format: str = "plain"
-    web_dist: Path = field(default_factory=lambda: REPO_ROOT / "web" / "dist")
-
-    @classmethod
-    def from_env(cls) -> ApiOptions:
-        return cls(
-            db_pool_min=env_int("API_DB_POOL_MIN", 2),
-            db_pool_max=env_int("API_DB_POOL_MAX", 16),
-            db_acquire_timeout=env_float("API_DB_ACQUIRE_TIMEOUT", 10.0),
-            redis_max_connections=env_int("API_REDIS_MAX_CONNECTIONS", 256),
-            redis_pool_timeout=env_float("API_REDIS_POOL_TIMEOUT", 5.0),
-            redis_timeout=env_float("API_REDIS_TIMEOUT", 0.1),
-            generation_check_seconds=env_float("API_GENERATION_CHECK_SECONDS", 1.0),
-            local_cache_entries=env_int("API_LOCAL_CACHE_ENTRIES", 10_000),
-            local_cache_mb=env_float("API_LOCAL_CACHE_MB", 64.0),
-            cache_stale_seconds=env_int("API_CACHE_STALE_SECONDS", 600),
-            backlog=env_int("API_BACKLOG", 2048),
-            access_log=os.environ.get("API_ACCESS_LOG", "0") not in ("", "0", "false"),
-            log_format=os.environ.get("LOG_FORMAT", "plain").strip().lower() or "plain",
-            web_dist=Path(os.environ.get("WEB_DIST_DIR") or REPO_ROOT / "web" / "dist"),
-        )
+def validate(settings: Settings) -> Settings:
+    """Fail fast with a clear message on unusable configuration (Settings validates what it
+    reads from the env; this re-checks a variant made with ``model_copy(update=...)``)."""
+    return settings.checked()
 
 
-def validate(settings: Settings, options: ApiOptions) -> None:
-    """Fail fast with a clear message on unusable configuration."""
-    parse_database_url(settings.api_database_url)
-    if urlsplit(settings.redis_url).scheme not in ("redis", "rediss", "unix"):
-        raise ConfigError(f"REDIS_URL must start with redis:// (got {settings.redis_url!r})")
-    if settings.statement_timeout_ms <= 0:
-        raise ConfigError("STATEMENT_TIMEOUT_MS must be > 0")
-    if settings.rate_limit_per_minute < 0:
-        raise ConfigError("RATE_LIMIT_PER_MINUTE must be >= 0 (0 = off)")
-    if not settings.cache_namespace:
-        raise ConfigError("CACHE_NAMESPACE must not be empty")
-    for origin in settings.cors_origins:
-        parts = urlsplit(origin)
-        if parts.scheme not in ("http", "https") or not parts.netloc or parts.path not in ("",):
-            raise ConfigError(
-                f"CORS_ORIGINS entries must look like https://host[:port] (got {origin!r})"
-            )
-    if not 1 <= options.db_pool_min <= options.db_pool_max:
-        raise ConfigError("need 1 <= API_DB_POOL_MIN <= API_DB_POOL_MAX")
-    if options.redis_max_connections < 1:
-        raise ConfigError("API_REDIS_MAX_CONNECTIONS must be >= 1")
-    if options.db_acquire_timeout <= 0 or options.redis_pool_timeout <= 0:
-        raise ConfigError("API_DB_ACQUIRE_TIMEOUT and API_REDIS_POOL_TIMEOUT must be > 0")
-    if not 0 < options.redis_timeout <= 10:
-        raise ConfigError("API_REDIS_TIMEOUT must be > 0 and <= 10 (seconds)")
-    if options.local_cache_entries < 0 or options.local_cache_mb < 0:
-        raise ConfigError("API_LOCAL_CACHE_ENTRIES and API_LOCAL_CACHE_MB must be >= 0")
-    if options.cache_stale_seconds < 0:
-        raise ConfigError("API_CACHE_STALE_SECONDS must be >= 0")
-    if options.backlog < 1:
-        raise ConfigError("API_BACKLOG must be >= 1")
-    if options.log_format not in ("plain", "json"):
-        raise ConfigError(f"LOG_FORMAT must be plain or json (got {options.log_format!r})")
-
-
-def create_app(
-    settings: Settings | None = None, options: ApiOptions | None = None
-) -> Sanic[Any, Any]:
+def create_app(settings: Settings | None = None) -> Sanic[Any, Any]:
     from sanic import HTTPResponse, Request, Sanic
     from sanic_ext import Extend
     from sanic_ext.extensions.http.extension import HTTPExtension
@@ -136,9 +53,8 @@ def create_app(
     if not isinstance(settings, Settings):
         # `sanic api.server:create_app --factory` passes its CLI arguments: read the env
         settings = Settings.from_env()
-    if not isinstance(options, ApiOptions):
-        options = ApiOptions.from_env()
-    validate(settings, options)
+    settings = validate(settings)
+    options = settings  # the API's knobs are fields of the one Settings object
     from api import logs
 
     logs.configure(options.log_format)  # runs in every worker process
@@ -184,7 +100,6 @@ def create_app(
         ),
     )
     app.ctx.settings = settings
-    app.ctx.options = options
 
     for bp in (
         catalog.blueprint(),
@@ -416,8 +331,8 @@ def serve(
     from sanic import Sanic
     from sanic.worker.loader import AppLoader
 
-    options = ApiOptions.from_env()
-    validate(settings, options)
+    settings = validate(settings)
+    options = settings
     from api import logs
 
     logs.configure(options.log_format)
@@ -426,7 +341,7 @@ def serve(
     if not _probe_database(settings):
         return 2
     _prepare_metrics_dir()
-    loader = AppLoader(factory=partial(create_app, settings, options))
+    loader = AppLoader(factory=partial(create_app, settings))
     app = loader.load()
     app.prepare(
         host=host,
@@ -437,5 +352,47 @@ def serve(
         backlog=options.backlog,
         motd=False,
     )
+    _shield_sync_manager_from_sigterm(app)
     Sanic.serve(primary=app, app_loader=loader)
     return 0
+
+
+def _shield_sync_manager_from_sigterm(app: Sanic[Any, Any]) -> None:
+    """A SIGTERM sent to the whole process group (``kill -TERM -<pgid>``, a container stop, a
+    test harness) also reached the ``multiprocessing`` manager process Sanic starts for its
+    worker states; it died at once, and Sanic's main process, still polling those states while
+    it stopped the workers, ended with a ``BrokenPipeError`` traceback. That process ignores
+    SIGINT already; here it also inherits SIGTERM ignored (Sanic shuts it down itself when
+    everything else has stopped). The main process restores its own handler at
+    ``main_process_start``, right after the manager started and before Sanic installs its
+    shutdown handler and starts the workers."""
+    import signal
+
+    previous = signal.signal(signal.SIGTERM, signal.SIG_IGN)
+
+    def restore(_app: Sanic[Any, Any]) -> None:
+        signal.signal(signal.SIGTERM, previous)
+
+    app.register_listener(restore, "main_process_start")
+    app.register_listener(_stop_once_on_signal, "after_server_start")
+
+
+async def _stop_once_on_signal(app: Sanic[Any, Any]) -> None:
+    """In each worker: the first SIGINT/SIGTERM stops it, later ones are ignored. A SIGTERM to
+    the process group reaches a worker twice (directly, then as the SIGINT the main process
+    sends each worker); Sanic's handler stopped the loop again while the worker was draining an
+    in-flight request, and the drain failed with "Event loop stopped before Future completed"."""
+    import asyncio
+    import signal
+
+    loop = asyncio.get_running_loop()
+    stopping = False
+
+    def stop_once() -> None:
+        nonlocal stopping
+        if not stopping:
+            stopping = True
+            app.stop(terminate=False)
+
+    for signum in (signal.SIGINT, signal.SIGTERM):
+        loop.add_signal_handler(signum, stop_once)

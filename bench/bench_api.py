@@ -56,7 +56,6 @@ from urllib.parse import quote, urlencode
 import asyncpg
 import httpx
 
-from api.server import ApiOptions
 from bench.common import fold, percentile
 from bench.procs import PRICECAT, REPO_ROOT, Service, ServiceError, free_port
 from bench.prom import scrape
@@ -664,7 +663,7 @@ def replace_sections(path: Path, sections: dict[str, str]) -> None:
 
 def api_options_report() -> dict[str, Any]:
     """The API's tuning knobs as the server started by this benchmark reads them (same env)."""
-    o = ApiOptions.from_env()
+    o = Settings.from_env()
     return {
         "db_pool_max": o.db_pool_max, "db_acquire_timeout": o.db_acquire_timeout,
         "redis_max_connections": o.redis_max_connections,

@@ -28,15 +28,13 @@ from types import TracebackType
 
 import asyncpg
 
-from pricecat.config import env_int
+from pricecat.config import Settings
 
 log = logging.getLogger(__name__)
 
 #: application_name of dbt's connections during a refresh (profiles/profiles.yml reads it from
 #: PRICECAT_DBT_APPLICATION_NAME); an analyst's `dbt` keeps dbt's default "dbt".
 BUILD_APPLICATION_NAME = "pricecat-refresh"
-DEFAULT_NICE = 10
-MAX_NICE = 19
 
 _BACKENDS_SQL = """
 select pid from pg_stat_activity
@@ -47,8 +45,9 @@ where datname = current_database()
 
 
 def refresh_nice() -> int:
-    """``REFRESH_NICE`` (0–19, default 10): the niceness of refresh work; 0 = leave it alone."""
-    return env_int("REFRESH_NICE", DEFAULT_NICE, minimum=0, maximum=MAX_NICE)
+    """``REFRESH_NICE`` (declared in pricecat.config.Settings): the niceness of refresh work;
+    0 = leave it alone."""
+    return Settings.from_env().refresh_nice
 
 
 def lower_process_priority(nice: int) -> int:

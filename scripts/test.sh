@@ -12,6 +12,11 @@ echo "== lint: ruff"
 ruff check pricecat api flows tests bench
 echo "== types: mypy (strict on api/, flows/ and pricecat/)"
 mypy api flows pricecat
+echo "== web: src/api.gen.ts is generated from the current OpenAPI document (api/schemas.py)"
+(cd web && npm run --silent check:api >/dev/null) || {
+    echo "web/src/api.gen.ts is stale: run (cd web && npm run gen:api) and commit it" >&2
+    exit 1
+}
 echo "== audit: pip-audit over requirements.lock"
 python scripts/audit.py
 echo "== pytest"

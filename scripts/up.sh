@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # Run the whole thing on a fresh machine, as production runs it: setup -> seed 2.08M rows (once)
 # -> migrate -> a first refresh (build, test, publish) -> Prefect server (UI printed) + the
-# scheduled refresh every 15 minutes + a scrape simulator (SIMULATE_EVERY seconds, 0 = off)
+# scheduled refresh every minute (a ~1 s no-op when nothing is new) + a scrape simulator (SIMULATE_EVERY seconds, 0 = off)
 # -> API + web UI on http://127.0.0.1:8000/. Ctrl-C stops everything it started.
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -32,7 +32,7 @@ for _ in $(seq 1 120); do
     sleep 1
 done
 curl -fsS "$PREFECT_API_URL/health" >/dev/null || { echo "up: Prefect server did not start (see $run_dir/prefect-server.log)" >&2; exit 1; }
-echo "up: Prefect UI on http://127.0.0.1:${prefect_port}/ (refresh every 15 minutes)"
+echo "up: Prefect UI on http://127.0.0.1:${prefect_port}/ (refresh every minute; incremental, no-op when nothing is new)"
 pricecat schedule >"$run_dir/schedule.log" 2>&1 &
 pids+=($!)
 

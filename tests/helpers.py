@@ -7,7 +7,6 @@ import json
 import os
 import secrets
 from collections.abc import Iterable, Mapping, Sequence
-from dataclasses import replace
 from typing import Any
 
 import asyncpg
@@ -26,11 +25,12 @@ def unique_db_name(prefix: str = "pricecat_test") -> str:
 
 def settings_for_database(base: Settings, dbname: str) -> Settings:
     url = with_database(base.database_url, dbname)
-    return replace(
-        base,
-        database_url=url,
-        api_database_url=with_user(url, API_ROLE),
-        cache_namespace=f"pricecat:{dbname}",
+    return base.model_copy(
+        update={
+            "database_url": url,
+            "api_database_url": with_user(url, API_ROLE),
+            "cache_namespace": f"pricecat:{dbname}",
+        }
     )
 
 

@@ -1,5 +1,10 @@
 """SQL lives in ``.sql`` files beside the module that binds it: one typed function per file.
 
+The functions return plain JSON-ready dicts (``JsonObject``) shaped as the pydantic model their
+docstring names in ``api/schemas.py``, the one declaration of each response shape (OpenAPI, and
+from it web/src/api.gen.ts). No pydantic work per request: tests/api/test_shapes.py validates
+every endpoint's answers against those models, extra or missing keys included.
+
 ``load_sql("catalog_page")`` reads ``api/queries/catalog_page.sql`` once at import time. Files
 are lowercase SQL with ``$1``-style parameters only; nothing is interpolated into them.
 """
@@ -7,6 +12,10 @@ are lowercase SQL with ``$1``-style parameters only; nothing is interpolated int
 from __future__ import annotations
 
 from pathlib import Path
+from typing import Any
+
+#: a JSON object as the queries build it (its shape: a model in api/schemas.py)
+JsonObject = dict[str, Any]
 
 SQL_DIR = Path(__file__).resolve().parent
 

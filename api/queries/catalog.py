@@ -7,12 +7,12 @@ itself proves the total."""
 from __future__ import annotations
 
 import json
-from typing import Any, TypedDict
+from typing import Any
 
 from api.db import Executor
 from api.encoding import money, timestamp
-from api.params import CatalogFilters, like_escape
-from api.queries import load_sql
+from api.filters import CatalogFilters, like_escape
+from api.queries import JsonObject, load_sql
 
 #: sort -> (query name, SQL). Fixed at import: no SQL is built from request values.
 PAGE_SQL: dict[str, tuple[str, str]] = {
@@ -31,19 +31,6 @@ AVAILABILITY_FLAGS: dict[str, tuple[bool | None, bool | None]] = {
 MIN_ANCHOR_CHARS = 3
 COUNT_SQL = load_sql("catalog_count")
 ESTIMATE_SQL = "explain (format json)\n" + COUNT_SQL
-
-
-class CatalogCard(TypedDict):
-    slug: str
-    name: str | None
-    hero_image_url: str | None
-    min_price: float | None
-    min_price_seller: str | None
-    seller_count: int
-    is_available: bool
-    is_preorder: bool
-    categories: list[str]
-    last_scraped_at: str | None
 
 
 def q_patterns(f: CatalogFilters) -> tuple[list[str], str | None]:
@@ -78,19 +65,14 @@ def page_statement(f: CatalogFilters, limit: int, offset: int) -> tuple[str, str
     return name, sql, args
 
 
-class CatalogListing(TypedDict):
-    items: list[CatalogCard]
-    total: int
-    total_estimate: int
-
-
 async def catalog_page(
     db: Executor, f: CatalogFilters, limit: int, offset: int
-) -> list[CatalogCard]:
+) -> list[JsonObject]:
+    """A page of api.schemas.CatalogCard."""
     name, sql, args = page_statement(f, limit, offset)
     rows = await db.fetch(name, sql, *args)
     return [
-        CatalogCard(
+        dict(
             slug=r["slug"],
             name=r["name"],
             hero_image_url=r["hero_image_url"],
@@ -131,11 +113,13 @@ async def catalog_listing(
     limit: int,
     offset: int,
     known: tuple[int, int] | None = None,
-) -> CatalogListing:
-    """Page + exact total + estimate. ``known`` = (total, estimate) already computed for these
-    filters in this data generation (another page of them): only the page query runs. Else a
-    short page (0 < rows < limit, or no rows on page 1) is the last one, so it proves the total
-    and the count is skipped; the estimate is the count's EXPLAIN (planning only)."""
+) -> JsonObject:
+    """Page + exact total + estimate: {"items", "total", "total_estimate"} (api/reads.py adds
+    page and page_size: api.schemas.CatalogPage). ``known`` = (total, estimate) already
+    computed for these filters in this data generation (another page of them): only the page
+    query runs. Else a short page (0 < rows < limit, or no rows on page 1) is the last one, so it
+    proves the total and the count is skipped; the estimate is the count's EXPLAIN (planning
+    only)."""
     items = await catalog_page(db, f, limit, offset)
     if known is not None:
         total, estimate = known
@@ -145,4 +129,4 @@ async def catalog_listing(
         else:
             total = await catalog_count(db, f)
         estimate = await catalog_estimate(db, f)
-    return CatalogListing(items=items, total=total, total_estimate=estimate)
+    return dict(items=items, total=total, total_estimate=estimate)

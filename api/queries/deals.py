@@ -5,13 +5,13 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from decimal import Decimal
-from typing import Any, TypedDict
+from typing import Any
 
 import asyncpg
 
 from api.db import Executor
 from api.encoding import money, timestamp
-from api.queries import load_sql
+from api.queries import JsonObject, load_sql
 
 PAGE_SQL = load_sql("deals_page")
 COUNT_SQL = load_sql("deals_count")
@@ -23,6 +23,8 @@ AVAILABILITY_FLAGS: dict[str, tuple[bool | None, bool | None]] = {
     "available": (True, None),
     "preorder": (None, True),
 }
+#: one deal (api.schemas.DealItem)
+Deal = JsonObject
 #: strongest first; the mart's is_lowest_* flags
 BADGES = (
     ("lowest_ever", "is_lowest_ever"),
@@ -51,27 +53,15 @@ class DealFilters:
         )
 
 
-class Deal(TypedDict):
-    slug: str
-    name: str | None
-    seller: str
-    price: float | None
-    prior_price: float | None
-    discount_percent: float | None
-    reduced_at: str | None
-    is_available: bool
-    is_preorder: bool
-    badges: list[str]
-
-
 def badges(row: asyncpg.Record) -> list[str]:
     return [name for name, column in BADGES if row[column]]
 
 
 async def deals_page(db: Executor, f: DealFilters, limit: int, offset: int) -> list[Deal]:
+    """A page of deals (items of api.schemas.DealsPage)."""
     rows = await db.fetch("deals_page", PAGE_SQL, *f.args(), limit, offset)
     return [
-        Deal(
+        dict(
             slug=r["slug"],
             name=r["name"],
             seller=r["seller"],
@@ -101,17 +91,13 @@ async def deals_listing(
     return items, await deals_count(db, f)
 
 
-class SlugBadges(TypedDict):
-    slug: str
-    badges: list[str]
-
-
-async def slug_badges(db: Executor, slugs: list[str]) -> list[SlugBadges]:
-    """Slugs whose cheapest offered price is a market low (slugs without a badge are left out)."""
+async def slug_badges(db: Executor, slugs: list[str]) -> list[JsonObject]:
+    """api.schemas.SlugBadges of the slugs whose cheapest offered price is a market low (slugs
+    without a badge are left out)."""
     rows = await db.fetch("deals_badges", BADGES_SQL, slugs)
-    out: list[SlugBadges] = []
+    out: list[JsonObject] = []
     for r in rows:
         found = [name for name, column in BADGES[1:] if r[column]]
         if found:
-            out.append(SlugBadges(slug=r["slug"], badges=found))
+            out.append(dict(slug=r["slug"], badges=found))
     return out

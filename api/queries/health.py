@@ -2,11 +2,9 @@
 
 from __future__ import annotations
 
-from typing import TypedDict
-
 from api.db import Database
 from api.encoding import timestamp
-from api.queries import load_sql
+from api.queries import JsonObject, load_sql
 from pricecat.generation import GENERATION_SQL
 
 READ_MODELS_SQL = load_sql("read_models")
@@ -15,28 +13,18 @@ QUARANTINED_SQL = load_sql("quarantined")
 REPLICATION_SQL = load_sql("replication")
 
 
-class Replication(TypedDict):
-    role: str
-    replay_lag_seconds: float
-
-
-class DataAge(TypedDict):
-    data_as_of: str | None
-    published_at: str | None
-    age_seconds: float | None
-
-
 async def missing_read_models(db: Database) -> list[str]:
     rows = await db.fetch("read_models", READ_MODELS_SQL)
     return [r["relation"] for r in rows if not r["is_present"]]
 
 
-async def data_age(db: Database) -> DataAge:
+async def data_age(db: Database) -> JsonObject:
+    """{"data_as_of", "published_at", "age_seconds"} (/readyz: api.schemas.Ready)."""
     r = await db.fetchrow("data_age", DATA_AGE_SQL)
     if r is None:  # pragma: no cover - the query always returns one row
-        return DataAge(data_as_of=None, published_at=None, age_seconds=None)
+        return dict(data_as_of=None, published_at=None, age_seconds=None)
     age = r["age_seconds"]
-    return DataAge(
+    return dict(
         data_as_of=timestamp(r["data_as_of"]),
         published_at=timestamp(r["published_at"]),
         age_seconds=None if age is None else round(float(age), 3),
@@ -57,12 +45,13 @@ async def quarantined_rows(db: Database) -> int:
     return int(await db.fetchval("quarantined", QUARANTINED_SQL))
 
 
-async def replication(db: Database) -> Replication:
-    """'primary' or 'replica' and the replica's replay lag in seconds (0 when caught up)."""
+async def replication(db: Database) -> JsonObject:
+    """{"role": 'primary' or 'replica', "replay_lag_seconds": the replica's replay lag (0 when
+    caught up)} (/readyz: api.schemas.Ready)."""
     r = await db.fetchrow("replication", REPLICATION_SQL)
     if r is None:  # pragma: no cover - the query always returns one row
-        return Replication(role="primary", replay_lag_seconds=0.0)
-    return Replication(
+        return dict(role="primary", replay_lag_seconds=0.0)
+    return dict(
         role="replica" if r["is_replica"] else "primary",
         replay_lag_seconds=round(float(r["replay_lag_seconds"]), 3),
     )

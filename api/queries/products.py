@@ -4,11 +4,11 @@ each with the deals marts' window lows (and per seller the current discount)."""
 from __future__ import annotations
 
 import json
-from typing import Any, TypedDict
+from typing import Any
 
 from api.db import Executor
 from api.encoding import money, timestamp
-from api.queries import load_sql
+from api.queries import JsonObject, load_sql
 from api.queries.deals import badges
 
 WINDOWS = ("30d", "90d", "365d")
@@ -17,43 +17,7 @@ SUMMARY_SQL = load_sql("product_summary")
 SELLERS_SQL = load_sql("product_sellers")
 
 
-class SellerOffer(TypedDict):
-    seller: str
-    url: str | None
-    product_codes: list[str]
-    current_price: float | None
-    availability_raw: str | None
-    is_available: bool
-    is_preorder: bool
-    min_price: float | None
-    max_price: float | None
-    last_seen_at: str | None
-    price_points: list[list[Any]]
-    lows: dict[str, Any]
-    discount: dict[str, Any] | None
-    badges: list[str]
-
-
-class Product(TypedDict):
-    slug: str
-    name: str | None
-    hero_image_url: str | None
-    description: str | None
-    categories: list[str]
-    min_price: float | None
-    min_price_seller: str | None
-    lowest_price_ever: float | None
-    lowest_price_ever_at: str | None
-    seller_count: int
-    is_available: bool
-    is_preorder: bool
-    first_seen_at: str | None
-    last_scraped_at: str | None
-    market_lows: dict[str, Any]
-    sellers: list[SellerOffer]
-
-
-async def product_summary(db: Executor, slug: str) -> dict[str, Any] | None:
+async def product_summary(db: Executor, slug: str) -> JsonObject | None:
     r = await db.fetchrow("product_summary", SUMMARY_SQL, slug)
     if r is None:
         return None
@@ -83,7 +47,7 @@ async def product_summary(db: Executor, slug: str) -> dict[str, Any] | None:
     }
 
 
-def seller_discount(r: Any) -> dict[str, Any] | None:
+def seller_discount(r: Any) -> JsonObject | None:
     if r["discount_percent"] is None:
         return None
     return {
@@ -93,10 +57,11 @@ def seller_discount(r: Any) -> dict[str, Any] | None:
     }
 
 
-async def product_sellers(db: Executor, slug: str) -> list[SellerOffer]:
+async def product_sellers(db: Executor, slug: str) -> list[JsonObject]:
+    """One api.schemas.SellerOffer per seller."""
     rows = await db.fetch("product_sellers", SELLERS_SQL, slug)
     return [
-        SellerOffer(
+        dict(
             seller=r["seller"],
             url=r["url"],
             product_codes=list(r["product_codes"] or []),
@@ -119,11 +84,11 @@ async def product_sellers(db: Executor, slug: str) -> list[SellerOffer]:
     ]
 
 
-async def product(db: Executor, slug: str) -> Product | None:
-    """Summary + sellers; pass a Session to run both on one connection."""
+async def product(db: Executor, slug: str) -> JsonObject | None:
+    """Summary + sellers (api.schemas.Product); pass a Session to run both on one
+    connection."""
     summary = await product_summary(db, slug)
     if summary is None:
         return None
     sellers = await product_sellers(db, slug)
-    result: Product = {**summary, "sellers": sellers}  # type: ignore[typeddict-item]
-    return result
+    return {**summary, "sellers": sellers}

@@ -2,30 +2,18 @@
 
 from __future__ import annotations
 
-from typing import TypedDict
-
 from api.db import Executor
 from api.encoding import money, timestamp
-from api.queries import load_sql
+from api.queries import JsonObject, load_sql
 
 SQL = load_sql("recent_snapshots")
 
 
-class RecentSnapshot(TypedDict):
-    slug: str | None
-    seller: str | None
-    price: float | None
-    previous_price: float | None
-    availability_raw: str | None
-    is_available: bool
-    is_preorder: bool
-    scraped_at: str | None
-
-
-async def recent_snapshots(db: Executor, limit: int) -> list[RecentSnapshot]:
+async def recent_snapshots(db: Executor, limit: int) -> list[JsonObject]:
+    """api.schemas.RecentSnapshot, newest first."""
     rows = await db.fetch("recent_snapshots", SQL, limit)
     return [
-        RecentSnapshot(
+        dict(
             slug=r["slug"],
             seller=r["seller"],
             price=money(r["price"]),

@@ -2,28 +2,18 @@
 
 from __future__ import annotations
 
-from typing import TypedDict
-
 from api.db import Executor
 from api.encoding import money
-from api.params import SuggestQuery, like_escape
-from api.queries import load_sql
+from api.filters import SuggestQuery, like_escape
+from api.queries import JsonObject, load_sql
 
 SQL = load_sql("suggest")
 #: shorter queries match by substring only (see suggest.sql)
 MIN_SIMILARITY_LENGTH = 3
 
 
-class Suggestion(TypedDict):
-    slug: str
-    name: str | None
-    hero_image_url: str | None
-    min_price: float | None
-    is_available: bool
-    is_preorder: bool
-
-
-async def suggest(db: Executor, query: SuggestQuery) -> list[Suggestion]:
+async def suggest(db: Executor, query: SuggestQuery) -> list[JsonObject]:
+    """api.schemas.Suggestion, best first."""
     escaped = like_escape(query.q)
     rows = await db.fetch(
         "suggest",
@@ -37,7 +27,7 @@ async def suggest(db: Executor, query: SuggestQuery) -> list[Suggestion]:
         len(query.q) >= MIN_SIMILARITY_LENGTH,
     )
     return [
-        Suggestion(
+        dict(
             slug=r["slug"],
             name=r["name"],
             hero_image_url=r["hero_image_url"],

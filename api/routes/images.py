@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import os
 from typing import Any
 
 from sanic import Blueprint, HTTPResponse, Request, Sanic
@@ -77,8 +76,9 @@ async def get_image(
 
 
 async def _open_fetcher(app: Sanic[Any, Any]) -> None:
-    allow_private = os.environ.get("IMAGE_PROXY_ALLOW_PRIVATE", "0") not in ("", "0", "false")
-    app.ctx.image_fetcher = ImageFetcher(allow_private=allow_private)
+    app.ctx.image_fetcher = ImageFetcher(
+        allow_private=app.ctx.settings.image_proxy_allow_private
+    )
 
 
 async def _close_fetcher(app: Sanic[Any, Any]) -> None:

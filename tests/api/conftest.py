@@ -7,7 +7,7 @@ import os
 import secrets
 from collections.abc import Iterator
 from contextlib import contextmanager
-from dataclasses import dataclass, replace
+from dataclasses import dataclass
 from pathlib import Path
 
 import httpx
@@ -108,7 +108,7 @@ def _delete_namespace(settings: Settings) -> None:
 def server_settings(base: Settings, **changes: object) -> Settings:
     """The session's settings with a private cache namespace (plus any changes)."""
     ns = f"{base.cache_namespace}:api-{secrets.token_hex(3)}"
-    return replace(base, cache_namespace=ns, **changes)  # type: ignore[arg-type]
+    return base.model_copy(update={"cache_namespace": ns, **changes})
 
 
 @pytest.fixture(scope="session")

@@ -7,7 +7,6 @@ closed port instead."""
 from __future__ import annotations
 
 from collections.abc import Iterator
-from dataclasses import replace
 from pathlib import Path
 
 import pytest
@@ -63,8 +62,8 @@ def test_postgres_down_serves_cached_and_503_for_uncached(
         good.bump_generation()  # a refresh published: azul is cached only for the old one
         warm = good.get("/api/v1/meta/categories")
         assert warm.status_code == 200 and warm.headers["x-cache"] == "miss"
-    down = replace(
-        settings, api_database_url=f"postgresql://pricecat_api@127.0.0.1:{free_port()}/x"
+    down = settings.model_copy(
+        update={"api_database_url": f"postgresql://pricecat_api@127.0.0.1:{free_port()}/x"}
     )
     # same namespace: the entry written by the first server is in Redis (not yet expired)
     with run_server(down, api_log_dir) as server:

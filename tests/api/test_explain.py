@@ -22,7 +22,7 @@ from typing import Any
 import asyncpg
 import pytest
 
-from api.params import CatalogFilters
+from api.filters import CatalogFilters
 from api.queries import all_sql_files, catalog, load_sql
 from pricecat.config import Settings
 from tests.api.test_deals import EXPLAIN_ARGS as DEALS_ARGS

@@ -8,7 +8,6 @@ import json
 import re
 import time
 from collections.abc import Callable
-from dataclasses import replace
 from pathlib import Path
 
 import pytest
@@ -33,9 +32,8 @@ def _lines_until(path: Path, found: Callable[[list[str]], bool]) -> list[str]:
 
 
 def _postgres_down(db_settings: Settings) -> Settings:
-    return replace(
-        server_settings(db_settings),
-        api_database_url=f"postgresql://pricecat_api@127.0.0.1:{free_port()}/x",
+    return server_settings(
+        db_settings, api_database_url=f"postgresql://pricecat_api@127.0.0.1:{free_port()}/x"
     )
 
 

@@ -9,7 +9,6 @@ import socket
 import threading
 import time
 from collections.abc import Iterator
-from dataclasses import replace
 from pathlib import Path
 
 import pytest
@@ -51,7 +50,7 @@ def silent_redis() -> Iterator[str]:
 def test_hung_redis_costs_each_request_under_a_second(
     db_settings: Settings, api_log_dir: Path, silent_redis: str
 ) -> None:
-    settings = replace(server_settings(db_settings), redis_url=silent_redis)
+    settings = server_settings(db_settings, redis_url=silent_redis)
     paths = ["/api/v1/products/azul", "/api/v1/catalog?page_size=5", "/api/v1/meta/categories"]
     with run_server(settings, api_log_dir) as server, server.client() as client:
         took: list[float] = []

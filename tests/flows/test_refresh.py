@@ -349,11 +349,11 @@ def test_redis_down_still_publishes_a_new_generation(
 ) -> None:
     """The generation is the published build id, not a Redis counter: a refresh with Redis
     unreachable publishes and the API's generation still moves on."""
-    from dataclasses import replace
 
     before_generation = generation(flow_settings)
     before_oid = table_oid(flow_settings)
-    no_redis = replace(flow_settings, redis_url="redis://127.0.0.1:1/0")  # nothing listens there
+    # nothing listens there
+    no_redis = flow_settings.model_copy(update={"redis_url": "redis://127.0.0.1:1/0"})
 
     state = run_refresh(no_redis, full=True)
 

@@ -86,7 +86,7 @@ def test_serve_and_the_api_import_neither_prefect_nor_dbt() -> None:
             pass
         import api.server
         from pricecat.config import Settings
-        api.server.create_app(Settings.from_env(), api.server.ApiOptions.from_env())
+        api.server.create_app(Settings.from_env())
         assert "sanic" in sys.modules  # the app was really built
         loaded = sorted({{m.split(".")[0] for m in sys.modules}} & set({REFRESH_SIDE!r}))
         print("LOADED", loaded)

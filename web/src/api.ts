@@ -9,150 +9,51 @@
  * - Failures are thrown as `ApiError` carrying a Czech, user-facing `message`.
  */
 
+import type { components, operations } from "./api.gen";
+
 const API_BASE = "/api/v1";
 
-export type Availability = "any" | "available" | "preorder" | "unavailable";
-export type Sort = "name" | "price_asc" | "price_desc" | "newest" | "relevance";
+// ---- types: generated from the API's OpenAPI document (api/schemas.py -> src/api.gen.ts,
+// `npm run gen:api`; scripts/test.sh fails when api.gen.ts is stale). Only the UI's own
+// refinements are written here: a product without a name shows its slug.
 
-export interface CatalogQuery {
-  page?: number;
-  page_size?: number;
-  availability?: Availability;
-  min_price?: number;
-  max_price?: number;
-  categories?: string[];
-  q?: string;
-  sort?: Sort;
-}
+type Schemas = components["schemas"];
+type CatalogParams = NonNullable<operations["get~catalog.catalog"]["parameters"]["query"]>;
+type DealsParams = NonNullable<operations["get~deals.deals"]["parameters"]["query"]>;
+/** `name` filled in (the slug where the API has none). */
+type Named<T extends { name: string | null }> = Omit<T, "name"> & { name: string };
 
-export interface CatalogItem {
-  slug: string;
-  name: string;
-  hero_image_url: string | null;
-  min_price: number | null;
-  min_price_seller: string | null;
-  seller_count: number;
-  is_available: boolean;
-  is_preorder: boolean;
-  categories: string[];
-  last_scraped_at: string | null;
-}
+export type Availability = NonNullable<CatalogParams["availability"]>;
+export type Sort = NonNullable<CatalogParams["sort"]>;
 
-export interface CatalogPage {
-  items: CatalogItem[];
-  page: number;
-  page_size: number;
-  total: number;
-  total_estimate: number | null;
-}
+/** /catalog's query, categories as a list (sent comma-separated). */
+export type CatalogQuery = Omit<CatalogParams, "categories"> & { categories?: string[] };
 
-/** `[scraped_at (UTC ISO text), price or null, is_available]` */
-export type PricePoint = [string, number | null, boolean];
+export type CatalogItem = Named<Schemas["CatalogCard"]>;
+export type CatalogPage = Omit<Schemas["CatalogPage"], "items"> & { items: CatalogItem[] };
 
-export interface SellerOffer {
-  seller: string;
-  url: string | null;
-  product_codes: string[];
-  current_price: number | null;
-  availability_raw: string | null;
-  is_available: boolean;
-  is_preorder: boolean;
-  min_price: number | null;
-  max_price: number | null;
-  last_seen_at: string | null;
-  price_points: PricePoint[];
-  /** Window lows over 30/90/365 days ("30d" ...) */
-  lows: Record<Window, WindowLow>;
-  /** The current reduction against the EU prior price; null = none (a fake sale never has one) */
-  discount: Discount | null;
-  badges: Badge[];
-}
-
-export type Window = "30d" | "90d" | "365d";
+/** [scraped_at (UTC), price, is_available] */
+export type PricePoint = Schemas["SellerOffer"]["price_points"][number];
+export type SellerOffer = Schemas["SellerOffer"];
+export type WindowLow = Schemas["WindowLow"];
+export type Discount = Schemas["Discount"];
+export type Badge = Schemas["SellerOffer"]["badges"][number];
+export type Window = keyof Schemas["WindowLows"];
 export const WINDOWS: Window[] = ["30d", "90d", "365d"];
-export type Badge = "lowest_ever" | "lowest_365d" | "lowest_90d" | "lowest_30d";
 
-export interface WindowLow {
-  price: number | null;
-  at: string | null;
-}
-
-export interface Discount {
-  prior_price: number;
-  percent: number;
-  reduced_at: string | null;
-}
-
-export interface DealsQuery {
-  page?: number;
-  page_size?: number;
-  min_discount?: number;
-  availability?: "any" | "available" | "preorder";
+/** /deals's query, categories as a list (sent comma-separated). */
+export type DealsQuery = Omit<DealsParams, "categories" | "availability"> & {
   categories?: string[];
-  seller?: string;
-}
+  availability?: NonNullable<DealsParams["availability"]>;
+};
+export type Deal = Named<Schemas["DealItem"]>;
+export type DealsPage = Omit<Schemas["DealsPage"], "items"> & { items: Deal[] };
 
-export interface Deal {
-  slug: string;
-  name: string;
-  seller: string;
-  price: number | null;
-  prior_price: number | null;
-  discount_percent: number | null;
-  reduced_at: string | null;
-  is_available: boolean;
-  is_preorder: boolean;
-  badges: Badge[];
-}
+export type Product = Named<Schemas["Product"]>;
+export type Suggestion = Named<Schemas["Suggestion"]>;
+export type Category = Schemas["CategoryCount"];
+export type RecentSnapshot = Schemas["RecentSnapshot"];
 
-export interface DealsPage {
-  items: Deal[];
-  page: number;
-  page_size: number;
-  total: number;
-}
-
-export interface Product {
-  slug: string;
-  name: string;
-  hero_image_url: string | null;
-  description: string | null;
-  categories: string[];
-  min_price: number | null;
-  lowest_price_ever: number | null;
-  lowest_price_ever_at: string | null;
-  is_available: boolean;
-  is_preorder: boolean;
-  last_scraped_at: string | null;
-  sellers: SellerOffer[];
-}
-
-export interface Suggestion {
-  slug: string;
-  name: string;
-  hero_image_url: string | null;
-  min_price: number | null;
-  is_available: boolean;
-  is_preorder: boolean;
-}
-
-export interface Category {
-  name: string;
-  count: number;
-}
-
-export interface RecentSnapshot {
-  slug: string;
-  seller: string;
-  price: number | null;
-  previous_price: number | null;
-  availability_raw: string | null;
-  is_available: boolean;
-  is_preorder: boolean;
-  scraped_at: string;
-}
-
-/** A failed API call; `message` is Czech and safe to show to the user. */
 export class ApiError extends Error {
   readonly status: number;
   readonly code: string;
@@ -339,10 +240,19 @@ function sellerOffer(raw: Json): SellerOffer {
   };
 }
 
-function windowLows(value: unknown): Record<Window, WindowLow> {
+function windowLows(value: unknown): Schemas["WindowLows"] {
   const raw = (value && typeof value === "object" ? value : {}) as Record<string, Json | undefined>;
   const out = {} as Record<Window, WindowLow>;
   for (const w of WINDOWS) out[w] = { price: num(raw[w]?.price), at: str(raw[w]?.at) };
+  return out;
+}
+
+function marketLows(value: unknown): Schemas["MarketLows"] {
+  const raw = (value && typeof value === "object" ? value : {}) as Record<string, Json | undefined>;
+  const out = {} as Schemas["MarketLows"];
+  for (const w of WINDOWS) {
+    out[w] = { price: num(raw[w]?.price), at: str(raw[w]?.at), seller: str(raw[w]?.seller) };
+  }
   return out;
 }
 
@@ -351,7 +261,10 @@ function discount(value: unknown): Discount | null {
   const raw = value as Json;
   const prior = num(raw.prior_price);
   const percent = num(raw.percent);
-  return prior === null || percent === null ? null : { prior_price: prior, percent, reduced_at: str(raw.reduced_at) };
+  const reducedAt = str(raw.reduced_at);
+  return prior === null || percent === null || reducedAt === null
+    ? null
+    : { prior_price: prior, percent, reduced_at: reducedAt };
 }
 
 const BADGES: Badge[] = ["lowest_ever", "lowest_365d", "lowest_90d", "lowest_30d"];
@@ -365,10 +278,10 @@ function deal(raw: Json): Deal {
     slug: String(raw.slug),
     name: String(raw.name ?? raw.slug),
     seller: String(raw.seller),
-    price: num(raw.price),
-    prior_price: num(raw.prior_price),
-    discount_percent: num(raw.discount_percent),
-    reduced_at: str(raw.reduced_at),
+    price: num(raw.price) ?? 0,
+    prior_price: num(raw.prior_price) ?? 0,
+    discount_percent: num(raw.discount_percent) ?? 0,
+    reduced_at: String(raw.reduced_at ?? ""),
     is_available: raw.is_available === true,
     is_preorder: raw.is_preorder === true,
     badges: badges(raw.badges),
@@ -424,7 +337,7 @@ export async function fetchCatalog(query: CatalogQuery, signal?: AbortSignal): P
     page: num(body.page) ?? query.page ?? 1,
     page_size: num(body.page_size) ?? query.page_size ?? 24,
     total: num(body.total) ?? 0,
-    total_estimate: num(body.total_estimate),
+    total_estimate: num(body.total_estimate) ?? 0,
   };
 }
 
@@ -438,11 +351,15 @@ export async function fetchProduct(slug: string, signal?: AbortSignal): Promise<
     description: str(body.description),
     categories: strings(body.categories),
     min_price: num(body.min_price),
+    min_price_seller: str(body.min_price_seller),
     lowest_price_ever: num(body.lowest_price_ever),
     lowest_price_ever_at: str(body.lowest_price_ever_at),
+    seller_count: num(body.seller_count) ?? sellers.length,
     is_available: body.is_available === true,
     is_preorder: body.is_preorder === true,
+    first_seen_at: str(body.first_seen_at),
     last_scraped_at: str(body.last_scraped_at),
+    market_lows: marketLows(body.market_lows),
     sellers: sellers.map(sellerOffer),
   };
 }
@@ -478,14 +395,14 @@ export async function fetchCategories(signal?: AbortSignal): Promise<Category[]>
 export async function fetchRecent(limit = 100, signal?: AbortSignal): Promise<RecentSnapshot[]> {
   const body = await getJson(buildUrl("/snapshots/recent", { limit }), signal);
   return items(body).map((raw) => ({
-    slug: String(raw.slug),
-    seller: String(raw.seller),
+    slug: str(raw.slug),
+    seller: str(raw.seller),
     price: num(raw.price),
     previous_price: num(raw.previous_price),
     availability_raw: str(raw.availability_raw),
     is_available: raw.is_available === true,
     is_preorder: raw.is_preorder === true,
-    scraped_at: String(raw.scraped_at),
+    scraped_at: str(raw.scraped_at),
   }));
 }
 
