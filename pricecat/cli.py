@@ -154,7 +154,7 @@ def build_parser() -> argparse.ArgumentParser:
 
     p = command("schedule", "serve the refresh deployment on a cron schedule (needs a Prefect "
                             "server: PREFECT_API_URL; needs pricecat[refresh])")
-    p.add_argument("--cron", default="*/15 * * * *", metavar="EXPR",
+    p.add_argument("--cron", default="* * * * *", metavar="EXPR",
                    help="cron expression (UTC) of the refresh runs")
     p.add_argument("--pool", default=None, metavar="NAME",
                    help="deploy to this work pool (a process worker runs it) instead of serving")
