@@ -6,7 +6,8 @@ import asyncio
 import json
 import os
 import secrets
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Iterable, Iterator, Mapping, Sequence
+from contextlib import contextmanager
 from typing import Any
 
 import asyncpg
@@ -100,6 +101,22 @@ def dbt_build_into(
             await conn.close()
 
     asyncio.run(grant())
+
+
+@contextmanager
+def raw_fixture_database(base: Settings, prefix: str) -> Iterator[Settings]:
+    """A throwaway database, migrated, holding the hand-made raw rows (tests/fixtures/snapshots.py)
+    and nothing built; dropped afterwards unless PRICECAT_KEEP_TEST_DB is set."""
+    from tests.fixtures.snapshots import ROWS
+
+    settings = settings_for_database(base, unique_db_name(prefix))
+    create_database(settings)
+    try:
+        load_rows(settings, ROWS)
+        yield settings
+    finally:
+        if not os.environ.get("PRICECAT_KEEP_TEST_DB"):
+            drop_database(settings)
 
 
 def publish_new_build(settings: Settings, schema: str = "catalog") -> int:

@@ -3,7 +3,6 @@ the session) and a throwaway database holding the hand-made raw snapshots, with 
 
 from __future__ import annotations
 
-import os
 from collections.abc import Iterator
 
 import pytest
@@ -23,13 +22,5 @@ def prefect_harness() -> Iterator[None]:
 @pytest.fixture(scope="session")
 def flow_settings(base_settings: Settings) -> Iterator[Settings]:
     """A fresh database with the raw fixture rows loaded and migrated, but nothing published."""
-    from tests.fixtures.snapshots import ROWS
-
-    settings = helpers.settings_for_database(base_settings, helpers.unique_db_name("pricecat_flow"))
-    helpers.create_database(settings)
-    try:
-        helpers.load_rows(settings, ROWS)
+    with helpers.raw_fixture_database(base_settings, "pricecat_flow") as settings:
         yield settings
-    finally:
-        if not os.environ.get("PRICECAT_KEEP_TEST_DB"):
-            helpers.drop_database(settings)

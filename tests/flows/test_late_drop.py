@@ -4,7 +4,6 @@ at the start of a later run, always keeping the newest `catalog_old_*`."""
 
 from __future__ import annotations
 
-import os
 from collections.abc import Iterator
 
 import pytest
@@ -19,16 +18,8 @@ NEWER = "catalog_old_20000101000001_2"
 
 @pytest.fixture(scope="module")
 def late_settings(base_settings: Settings) -> Iterator[Settings]:
-    from tests.fixtures.snapshots import ROWS
-
-    settings = helpers.settings_for_database(base_settings, helpers.unique_db_name("pricecat_late"))
-    helpers.create_database(settings)
-    try:
-        helpers.load_rows(settings, ROWS)
+    with helpers.raw_fixture_database(base_settings, "pricecat_late") as settings:
         yield settings
-    finally:
-        if not os.environ.get("PRICECAT_KEEP_TEST_DB"):
-            helpers.drop_database(settings)
 
 
 def _schemas(settings: Settings) -> set[str]:

@@ -14,7 +14,6 @@ from __future__ import annotations
 
 import asyncio
 import json
-import os
 from collections.abc import Iterator
 from datetime import timedelta
 from decimal import Decimal
@@ -43,14 +42,8 @@ def _latest(slug: str, seller: str) -> dict[str, Any]:
 
 @pytest.fixture(scope="module")
 def db(base_settings: Settings) -> Iterator[Settings]:
-    settings = helpers.settings_for_database(base_settings, helpers.unique_db_name("pricecat_inc"))
-    helpers.create_database(settings)
-    try:
-        helpers.load_rows(settings, ROWS)
+    with helpers.raw_fixture_database(base_settings, "pricecat_inc") as settings:
         yield settings
-    finally:
-        if not os.environ.get("PRICECAT_KEEP_TEST_DB"):
-            helpers.drop_database(settings)
 
 
 def build(settings: Settings, schema: str, *, full: bool) -> None:
