@@ -120,7 +120,8 @@ _settlers: weakref.WeakKeyDictionary[Cache, _Settler] = weakref.WeakKeyDictionar
         "generation check interval; no database query here). cache_generation: the newest "
         "build every worker has had for the check interval + 0.5 s, or null. Headers "
         "X-Pricecat-Generation and X-Pricecat-Cache-Generation (absent when null) carry the "
-        "same values; Cache-Control: no-store. nginx keys its micro-cache by "
+        "same values; Cache-Control: no-store; X-Accel-Expires: @<current unix second> (nginx "
+        "keeps the answer until that second ends). nginx keys its micro-cache by "
         "X-Pricecat-Cache-Generation (deploy/nginx). Takes no parameters." + POLICY
     ),
     openapi.tag("meta"),
@@ -139,10 +140,14 @@ async def get_generation(request: Request, cache: Cache) -> HTTPResponse:
     if settler is None:
         settler = _settlers[cache] = _Settler()
     first = await settler.first(cache, generation)
+    now = time.time()
     hold = cache.options.generation_check_seconds + SETTLE_MARGIN_SECONDS
-    if time.time() - first >= hold:
+    if now - first >= hold:
         settler.settled = generation
-    headers = {"Cache-Control": "no-store", "X-Pricecat-Generation": str(generation)}
+    # for nginx: the answer may be kept until the end of this second (it compares whole seconds,
+    # so a relative "1 s" would last up to 2 s); clients see no-store
+    headers = {"Cache-Control": "no-store", "X-Pricecat-Generation": str(generation),
+               "X-Accel-Expires": f"@{int(now)}"}
     if settler.settled is not None:
         headers["X-Pricecat-Cache-Generation"] = str(settler.settled)
     body = orjson.dumps({"generation": generation, "cache_generation": settler.settled})

@@ -28,6 +28,8 @@ def _ask(api: ApiServer) -> tuple[int, int | None]:
     assert set(body) == {"generation", "cache_generation"}
     assert r.headers["cache-control"] == "no-store"
     assert r.headers["x-pricecat-generation"] == str(body["generation"])
+    # nginx keeps the answer until the end of the current second
+    assert abs(int(r.headers["x-accel-expires"].removeprefix("@")) - time.time()) < 2
     cache_gen = body["cache_generation"]
     if cache_gen is None:
         assert "x-pricecat-cache-generation" not in r.headers

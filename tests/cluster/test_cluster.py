@@ -337,9 +337,10 @@ def test_the_micro_cache_shows_a_publish_and_never_keys_old_data_by_a_new_genera
     first_new = next(t for t, name, _, _ in seen if name == new_name)
     # once the new data showed, never the old again
     assert all(name == new_name for t, name, _, _ in seen if t >= first_new), seen
-    # the hold (1 s check interval + 0.5 s) + the generation answer's 1 s validity + up to 1 s
-    # until nginx asks again
-    assert first_new - api_new_at <= 3.5, (api_new_at, first_new)
+    # up to 1 s until nginx asks a worker that has the build (its generation answer lasts to the
+    # end of a second), the hold (1 s check interval + 0.5 s), up to 1 s until nginx asks again,
+    # + 1 s for a loaded machine
+    assert first_new - api_new_at <= 4.5, (api_new_at, first_new)
     # and the new generation is served from nginx's cache again
     assert seen[-1][3] == "HIT", seen[-5:]
 
