@@ -7,7 +7,8 @@ Phases, one after the other, same wrk script (bench/lua/mix.lua), paths and conn
 1. static   nginx serving one file of the mix's mean answer size (the physical limit);
 2. direct   one API instance (api-1), no nginx;
 3. nginx    nginx over the API instances, no micro-cache (CLUSTER_NOCACHE_PORT);
-4. micro    nginx with the micro-cache keyed by the API's cache generation (CLUSTER_HTTP_PORT);
+4. micro    nginx with the micro-cache keyed by the API's cache generation (CLUSTER_HTTP_PORT),
+            after one request per distinct path through it (warm, like the API's cache);
 5. refresh  the micro-cached path while `pricecat refresh` builds and publishes on the primary
             and the replica replays it (errors, p99, and when the new build showed in the
             API and through nginx).
@@ -205,6 +206,10 @@ def main(argv: list[str] | None = None) -> int:
     phase("static", lambda: run_wrk(micro, static_paths, workdir, "static", args))
     phase("direct", lambda: run_wrk(api, paths_file, workdir, "direct", args))
     phase("nginx", lambda: run_wrk(plain, paths_file, workdir, "nginx", args))
+    # as the API's cache above: warm nginx's cache (one request per distinct path; this also
+    # waits out the requests the no-micro-cache phase left queued in the instances)
+    log("prefilling nginx's micro-cache")
+    asyncio.run(prefill(micro, sorted(set(paths)), 32))
     phase("micro", lambda: run_wrk(micro, paths_file, workdir, "micro", args))
     if not args.no_refresh:
         phase("refresh", lambda: refresh_phase(micro, api, paths_file, workdir, args,
