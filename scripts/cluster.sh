@@ -204,6 +204,9 @@ render_nginx() {
         cache_http="$(cat "$REPO/deploy/nginx/micro-cache-http.conf")"
     fi
     [ "$(id -u)" = 0 ] && user_line="user www-data;"
+    local nofile; nofile="$(ulimit -Hn)"
+    if [ "$nofile" = unlimited ] || [ "$nofile" -gt 65536 ]; then nofile=65536; fi
+    local ofc_max=$((nofile / 4)); [ "$ofc_max" -gt 10000 ] && ofc_max=10000
     tmp="$(mktemp)"
     python3 - "$REPO/deploy/nginx/cluster.conf.template" "$tmp" <<PY
 import sys
@@ -212,6 +215,7 @@ for key, value in {
     "@CACHE_HTTP@": """$cache_http""", "@CACHE_BLOCK@": """$cache""",
     "@USER_LINE@": """$user_line""", "@DIR@": "$NGINX_DIR", "@HTTP_PORT@": "$HTTP_PORT",
     "@UPSTREAM_SERVERS@": """${servers%$'\n'}""",
+    "@NOFILE@": "$nofile", "@OPEN_FILE_CACHE_MAX@": "$ofc_max",
 }.items():
     text = text.replace(key, value)
 nocache = "$NOCACHE_PORT"
