@@ -142,8 +142,23 @@ async def get_generation(request: Request, cache: Cache) -> HTTPResponse:
     first = await settler.first(cache, generation)
     now = time.time()
     hold = cache.options.generation_check_seconds + SETTLE_MARGIN_SECONDS
+    settled_key = f"{cache.namespace}:generation-settled"
     if now - first >= hold:
-        settler.settled = generation
+        if settler.settled != generation:
+            settler.settled = generation
+            try:  # for workers that start later, inside a generation's hold
+                await cache.redis.set(settled_key, str(generation), ex=FIRST_SEEN_TTL_SECONDS)
+            except Exception:  # noqa: BLE001,S110 - Redis down: only a later worker's hint
+                pass
+    elif settler.settled is None:
+        # a worker that started inside the hold: the build another worker settled (older than
+        # this one, so safe as a key), else none (nginx passes requests through uncached)
+        try:
+            raw = await cache.redis.get(settled_key)
+        except Exception:  # noqa: BLE001 - Redis down
+            raw = None
+        if raw is not None and int(raw) <= generation:
+            settler.settled = int(raw)
     # for nginx: the answer may be kept until the end of this second (it compares whole seconds,
     # so a relative "1 s" would last up to 2 s); clients see no-store
     headers = {"Cache-Control": "no-store", "X-Pricecat-Generation": str(generation),

@@ -8,10 +8,11 @@ reported."""
 from __future__ import annotations
 
 import time
+from pathlib import Path
 
 from redis import Redis
 
-from tests.api.conftest import ApiServer
+from tests.api.conftest import ApiServer, run_server
 from tests.helpers import fetch
 
 PATH = "/api/v1/meta/generation"
@@ -81,3 +82,19 @@ def test_documented_in_openapi(api: ApiServer) -> None:
     op = spec["paths"][PATH]["get"]
     assert "cache_generation" in op["description"]
     assert "200" in op["responses"]
+
+
+def test_a_worker_started_inside_the_hold_keys_by_the_build_settled_before(
+    api: ApiServer, api_log_dir: Path
+) -> None:
+    """A fresh worker has settled nothing itself: it reports the build another worker settled
+    (shared through Redis), not null (which would make nginx pass every request through)."""
+    g0, _ = _ask(api)
+    time.sleep(0.7)
+    assert _ask(api) == (g0, g0)  # api settles g0 and shares it
+    g1 = api.bump_generation()
+    assert _ask(api) == (g1, g0)  # g1 first reported now
+    # same namespace, a 30 s check interval: g1 stays inside its hold (30.5 s) for this test
+    with run_server(api.settings, api_log_dir, env={"API_GENERATION_CHECK_SECONDS": "30"},
+                    cleanup=False) as fresh:
+        assert _ask(fresh) == (g1, g0)
