@@ -7,9 +7,11 @@ Phases, one after the other, same wrk script (bench/lua/mix.lua), paths and conn
 1. static   nginx serving one file of the mix's mean answer size (the physical limit);
 2. direct   one API instance (api-1), no nginx;
 3. nginx    nginx over the API instances, no micro-cache (CLUSTER_NOCACHE_PORT);
-4. micro    nginx with the 1 s micro-cache (CLUSTER_HTTP_PORT);
+4. micro    nginx with the micro-cache keyed by the API's cache generation (CLUSTER_HTTP_PORT),
+            after one request per distinct path through it (warm, like the API's cache);
 5. refresh  the micro-cached path while `pricecat refresh` builds and publishes on the primary
-            and the replica replays it (errors, p99, and when the new build showed).
+            and the replica replays it (errors, p99, and when the new build showed in the
+            API and through nginx).
 The database is the cluster's (CLUSTER_DATABASE, published read models needed).
 """
 
@@ -49,6 +51,19 @@ def readyz(base: str) -> dict[str, Any]:
     return dict(httpx.get(base + "/readyz", timeout=5).json())
 
 
+def nginx_generation(base: str) -> str:
+    """The cache generation nginx keys its answers by now (header of any micro-cached answer)."""
+    try:
+        r = httpx.get(base + "/api/v1/meta/categories", timeout=5)
+    except httpx.HTTPError:  # a slow answer under load: ask again
+        return ""
+    return str(r.headers.get("x-pricecat-cache-generation", ""))
+
+
+def load_average() -> float:
+    return round(os.getloadavg()[0], 2)
+
+
 def summary(r: dict[str, Any]) -> dict[str, Any]:
     return {k: r[k] for k in ("rps", "latency_ms", "errors_total", "statuses", "x_cache",
                               "mean_ok_body_bytes", "command")}
@@ -74,16 +89,20 @@ def refresh_phase(base: str, api: str, paths_file: Path, workdir: Path,
     t.start()
     _, err = refresh.communicate()
     published_after = round(time.monotonic() - started, 1)
-    seen_after = None
-    while t.is_alive() and seen_after is None:
-        if readyz(api)["generation"] != gen_before:
-            seen_after = round(time.monotonic() - started, 1)
-        time.sleep(0.2)
+    seen_after = nginx_after = None
+    while t.is_alive() and (seen_after is None or nginx_after is None):
+        now = round(time.monotonic() - started, 1)
+        if seen_after is None and readyz(api)["generation"] != gen_before:
+            seen_after = now
+        if nginx_after is None and nginx_generation(base) not in ("", str(gen_before)):
+            nginx_after = now
+        time.sleep(0.1)
     t.join()
     result["refresh_exit"] = refresh.returncode
     result["refresh_tail"] = (err or "").strip().splitlines()[-1:] if err else []
     result["published_after_s"] = published_after
     result["replica_api_new_generation_after_s"] = seen_after
+    result["nginx_new_generation_after_s"] = nginx_after
     result["generation_before"] = gen_before
     result["generation_after"] = readyz(api)["generation"]
     return result
@@ -96,12 +115,13 @@ def render(report: dict[str, Any]) -> str:
     names = {"static": "nginx, static file of the mean answer size (limit)",
              "direct": "one API instance direct (1 worker)",
              "nginx": "nginx + 2 instances, no micro-cache",
-             "micro": "nginx + 2 instances + 1 s micro-cache"}
+             "micro": "nginx + 2 instances + generation-keyed micro-cache"}
     for key, label in names.items():
         r = p[key]
         lat = r["latency_ms"]
         rows.append(f"| {label} | {r['rps']:,.0f} | {lat['p50']} | {lat['p99']} | "
-                    f"{r['errors_total']} | {r['rps'] / static:.2f}× |")
+                    f"{r['errors_total']} | {r['rps'] / static:.2f}× | "
+                    f"{r['load_before']} → {r['load_after']} |")
     rf = p["refresh"]
     a = report["args"]
     return "\n".join([
@@ -112,20 +132,23 @@ def render(report: dict[str, Any]) -> str:
         f"phase, the bench_api mix ({a['paths']:,} paths, Zipf {a['zipf']}); mean 2xx body "
         f"{p['micro']['mean_ok_body_bytes']:,} B (the static file's size).",
         "",
-        "| path | req/s | p50 ms | p99 ms | errors | × static |",
-        "|---|---:|---:|---:|---:|---:|",
+        "| path | req/s | p50 ms | p99 ms | errors | × static | load avg (1 min) before → after |",
+        "|---|---:|---:|---:|---:|---:|---|",
         *rows,
         "",
         f"**During a refresh** (micro-cached path; wrk for {a['refresh_duration']} s from the "
         f"start of `pricecat refresh` on the primary, which exited {rf['refresh_exit']} after "
         f"{rf['published_after_s']} s, build {rf['generation_before']} → "
         f"{rf['generation_after']}; the replica's API "
-        + (f"served the new build {rf['replica_api_new_generation_after_s']} s after the start"
+        + (f"served the new build {rf['replica_api_new_generation_after_s']} s after the start, "
+           f"nginx keyed its cache by it {rf['nginx_new_generation_after_s']} s after the start"
            if rf["replica_api_new_generation_after_s"] is not None
            else "served the new build only after wrk had stopped: this window covers the build, "
                 "not the publish")
         + f"): {rf['rps']:,.0f} req/s, p50 {rf['latency_ms']['p50']} ms, p99 "
-        f"{rf['latency_ms']['p99']} ms, {rf['errors_total']} errors.",
+        f"{rf['latency_ms']['p99']} ms, {rf['errors_total']} errors; statuses "
+        f"{rf['statuses']}; load average "
+        f"{rf['load_before']} → {rf['load_after']}.",
     ])
 
 
@@ -178,12 +201,22 @@ def main(argv: list[str] | None = None) -> int:
     (nginx_dir / "static-bench.json").write_bytes(b"x" * size)
     static_paths = workdir / "static_paths.txt"
     static_paths.write_text("/static-bench\n")
-    phases["static"] = run_wrk(micro, static_paths, workdir, "static", args)
-    phases["direct"] = run_wrk(api, paths_file, workdir, "direct", args)
-    phases["nginx"] = run_wrk(plain, paths_file, workdir, "nginx", args)
-    phases["micro"] = run_wrk(micro, paths_file, workdir, "micro", args)
+
+    def phase(name: str, run: Any) -> None:
+        before = load_average()
+        phases[name] = {**run(), "load_before": before, "load_after": load_average()}
+
+    phase("static", lambda: run_wrk(micro, static_paths, workdir, "static", args))
+    phase("direct", lambda: run_wrk(api, paths_file, workdir, "direct", args))
+    phase("nginx", lambda: run_wrk(plain, paths_file, workdir, "nginx", args))
+    # as the API's cache above: warm nginx's cache (one request per distinct path; this also
+    # waits out the requests the no-micro-cache phase left queued in the instances)
+    log("prefilling nginx's micro-cache")
+    asyncio.run(prefill(micro, sorted(set(paths)), 32))
+    phase("micro", lambda: run_wrk(micro, paths_file, workdir, "micro", args))
     if not args.no_refresh:
-        phases["refresh"] = refresh_phase(micro, api, paths_file, workdir, args, database_url)
+        phase("refresh", lambda: refresh_phase(micro, api, paths_file, workdir, args,
+                                               database_url))
     for k, r in phases.items():
         log(f"{k}: {r['rps']:,.0f} req/s p50 {r['latency_ms']['p50']} ms "
             f"p99 {r['latency_ms']['p99']} ms errors {r['errors_total']}")

@@ -195,19 +195,27 @@ start_api() {
 }
 
 render_nginx() {
-    local out="$NGINX_DIR/nginx.conf" servers="" cache="" user_line="" port tmp
+    local out="$NGINX_DIR/nginx.conf" servers="" cache="" cache_http="" user_line="" port tmp
     for port in $(api_ports); do
         servers+="        server 127.0.0.1:$port max_fails=1 fail_timeout=2s;"$'\n'
     done
-    [ "$MICRO_CACHE" = 1 ] && cache="$(cat "$REPO/deploy/nginx/micro-cache.conf")"
+    if [ "$MICRO_CACHE" = 1 ]; then
+        cache="$(cat "$REPO/deploy/nginx/micro-cache.conf")"
+        cache_http="$(cat "$REPO/deploy/nginx/micro-cache-http.conf")"
+    fi
     [ "$(id -u)" = 0 ] && user_line="user www-data;"
+    local nofile; nofile="$(ulimit -Hn)"
+    if [ "$nofile" = unlimited ] || [ "$nofile" -gt 65536 ]; then nofile=65536; fi
+    local ofc_max=$((nofile / 4)); [ "$ofc_max" -gt 10000 ] && ofc_max=10000
     tmp="$(mktemp)"
     python3 - "$REPO/deploy/nginx/cluster.conf.template" "$tmp" <<PY
 import sys
 text = open(sys.argv[1]).read()
 for key, value in {
+    "@CACHE_HTTP@": """$cache_http""", "@CACHE_BLOCK@": """$cache""",
     "@USER_LINE@": """$user_line""", "@DIR@": "$NGINX_DIR", "@HTTP_PORT@": "$HTTP_PORT",
-    "@UPSTREAM_SERVERS@": """${servers%$'\n'}""", "@CACHE_BLOCK@": """$cache""",
+    "@UPSTREAM_SERVERS@": """${servers%$'\n'}""",
+    "@NOFILE@": "$nofile", "@OPEN_FILE_CACHE_MAX@": "$ofc_max",
 }.items():
     text = text.replace(key, value)
 nocache = "$NOCACHE_PORT"

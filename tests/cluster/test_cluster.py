@@ -260,8 +260,9 @@ def test_a_lagging_replica_never_caches_older_data_than_its_generation(cluster: 
         cluster.replica_sql("alter system reset recovery_min_apply_delay")
         cluster.replica_sql("select pg_reload_conf()")
     _wait(lambda: httpx.get(api + "/readyz").json()["generation"] == gen_new, 40, "replay")
+    # through nginx: + the cache generation's hold (1 s check + 0.5 s) + its 1 s validity
     _wait(lambda: httpx.get(f"{cluster.http}/api/v1/products/{SLUG}").json()["name"] == new_name,
-          5, "the new name through nginx")
+          8, "the new name through nginx")
     # every cached product entry holds its own build's data
     r = redis.Redis(port=cluster.redis_port)
     seen = {}
@@ -272,6 +273,76 @@ def test_a_lagging_replica_never_caches_older_data_than_its_generation(cluster: 
     assert seen.get(gen_before) == before, seen
     assert seen.get(gen_new) == new_name, seen
     assert set(seen) <= {gen_before, gen_new}, seen
+
+
+def _publish_renamed(cluster: Cluster, name: str) -> int:
+    """One transaction on the primary: the product's new name + a new build id (a publish)."""
+    helpers.fetch(
+        cluster.settings,
+        """
+        with renamed as (
+            update catalog.catalog_slug_summary set name = $1 where slug = $2 returning 1
+        )
+        update catalog.catalog_build_info
+        set previous_build_id = build_id, build_id = nextval('catalog_ops.build_ids')
+        where (select count(*) from renamed) = 1
+        """,
+        name, SLUG,
+    )
+    return int(helpers.fetch(
+        cluster.settings, "select build_id from catalog.catalog_build_info")[0]["build_id"])
+
+
+def test_the_micro_cache_shows_a_publish_and_never_keys_old_data_by_a_new_generation(
+    cluster: Cluster,
+) -> None:
+    """nginx keys its cache by the API's cache generation (X-Pricecat-Cache-Generation): after a
+    publish every answer nginx gives under the new generation holds the new data, the old data
+    only ever under the old generation, never again once the new data showed, and the new data
+    shows through nginx soon after the API instances answer it themselves."""
+    status = cluster.status()
+    apis = [status["api-1"]["url"], status["api-2"]["url"]]
+    url = f"/api/v1/products/{SLUG}"
+    with httpx.Client(base_url=cluster.http, timeout=10) as nginx:
+        gen_before = httpx.get(apis[0] + "/readyz").json()["generation"]
+        # warm: cached by nginx under the current generation
+        _wait(lambda: nginx.get(url).headers.get("x-pricecat-cache-generation")
+              == str(gen_before) and nginx.get(url).headers["x-cache-nginx"] == "HIT",
+              10, "a cache hit under the current generation")
+        before = nginx.get(url).json()["name"]
+        new_name = before + " (micro)"
+        gen_new = _publish_renamed(cluster, new_name)
+        assert gen_new > gen_before
+        started = time.monotonic()
+        seen: list[tuple[float, str, str, str]] = []  # (t, name, cache generation, X-Cache-Nginx)
+        api_new_at = None
+        while time.monotonic() - started < 12:
+            t = time.monotonic() - started
+            if api_new_at is None and any(
+                httpx.get(a + url).json()["name"] == new_name for a in apis
+            ):
+                api_new_at = t
+            r = nginx.get(url)
+            assert r.status_code == 200, r.text
+            seen.append((t, r.json()["name"], r.headers.get("x-pricecat-cache-generation", ""),
+                         r.headers["x-cache-nginx"]))
+            if api_new_at is not None and seen[-1][1] == new_name and t > api_new_at + 4:
+                break
+            time.sleep(0.05)
+    assert api_new_at is not None, "the API instances never answered the new build"
+    for t, name, gen, cached in seen:
+        assert gen in (str(gen_before), str(gen_new)), (t, name, gen, cached)
+        # never the old data under the new generation's key
+        assert name == (new_name if gen == str(gen_new) else before), (t, name, gen, cached)
+    first_new = next(t for t, name, _, _ in seen if name == new_name)
+    # once the new data showed, never the old again
+    assert all(name == new_name for t, name, _, _ in seen if t >= first_new), seen
+    # up to 1 s until nginx asks a worker that has the build (its generation answer lasts to the
+    # end of a second), the hold (1 s check interval + 0.5 s), up to 1 s until nginx asks again,
+    # + 1 s for a loaded machine
+    assert first_new - api_new_at <= 4.5, (api_new_at, first_new)
+    # and the new generation is served from nginx's cache again
+    assert seen[-1][3] == "HIT", seen[-5:]
 
 
 def test_redis_restarted_instances_keep_answering(cluster: Cluster) -> None:
