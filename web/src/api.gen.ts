@@ -104,6 +104,26 @@ export interface paths {
         patch?: never;
         trace?: never;
     };
+    "/api/v1/meta/generation": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        /**
+         * The data generation (published build id) and the cache generation
+         * @description generation: the build this worker answers from (its cached read, refreshed every generation check interval; no database query here). cache_generation: the newest build every worker has had for the check interval + 0.5 s, or null. Headers X-Pricecat-Generation and X-Pricecat-Cache-Generation (absent when null) carry the same values; Cache-Control: no-store; X-Accel-Expires: @<current unix second> (nginx keeps the answer until that second ends). nginx keys its micro-cache by X-Pricecat-Cache-Generation (deploy/nginx). Takes no parameters. Unknown query parameters and repeated parameters are rejected with 400 (codes unknown_parameter, repeated_parameter); an empty value counts as absent (allowEmptyValue on every optional parameter).
+         */
+        get: operations["get~meta.generation"];
+        put?: never;
+        post?: never;
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
     "/api/v1/products/{slug}": {
         parameters: {
             query?: never;
@@ -417,6 +437,19 @@ export interface components {
              * @description Human-readable message; names the bad parameter
              */
             message: string;
+        };
+        /** Generation */
+        Generation: {
+            /**
+             * Cache Generation
+             * @description The newest build that every API worker on this database has been answering from for at least the generation check interval + 0.5 s: an answer asked now is of this build or a newer one, so a shared cache (nginx) may key long-lived entries by it. null while no such build is known yet (do not cache).
+             */
+            cache_generation: number | null;
+            /**
+             * Generation
+             * @description The published build this worker answers from now
+             */
+            generation: number;
         };
         /** Health */
         Health: {
@@ -920,6 +953,53 @@ export interface operations {
                 };
                 content: {
                     "application/json": components["schemas"]["CategoryList"];
+                };
+            };
+            /** @description A parameter is invalid; details.parameter names it */
+            400: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Error"];
+                };
+            };
+            /** @description Rate limited (Retry-After header) */
+            429: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Error"];
+                };
+            };
+            /** @description Not cached and Postgres unreachable (database_unavailable), a statement timed out (database_timeout) or no connection was free for 10 s (database_busy, Retry-After) */
+            503: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Error"];
+                };
+            };
+        };
+    };
+    "get~meta.generation": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            /** @description The generations */
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Generation"];
                 };
             };
             /** @description A parameter is invalid; details.parameter names it */
