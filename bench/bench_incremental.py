@@ -1,0 +1,131 @@
+"""Refresh cost: a full rebuild vs an incremental refresh after one scrape cycle vs a no-op run.
+
+    python -m bench.bench_incremental [--rows 2080000] [--cycles 3] [--write-docs]
+
+Uses its own database (`BENCH_DATABASE`, default `pricecat_incbench`; created, migrated and seeded
+once with `pricecat seed --rows N`, then reused). Every figure is the flow's own step timing from
+`catalog_ops.refresh_runs` (`changes` = the cheap check for new raw rows; `build` = dbt build +
+tests; `publish` = the schema swap), so Prefect's start-up is not in it; `wall` is the whole
+`pricecat refresh` process including it.
+
+1. `pricecat refresh --full`: the state and the marts from the whole history;
+2. `--cycles` times: `pricecat seed --append-cycle` (one snapshot per slug + seller, ~32k rows),
+   then `pricecat refresh` (incremental);
+3. `pricecat refresh` with nothing new: a no-op.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import json
+import os
+import subprocess
+import sys
+import time
+from typing import Any
+
+import asyncpg
+
+from bench.common import machine, replace_section, today
+from bench.procs import PRICECAT, REPO_ROOT
+from pricecat.config import Settings, with_database
+
+TITLE = "Incremental refresh (bench_incremental)"
+
+
+def run(cmd: list[str], env: dict[str, str]) -> float:
+    started = time.monotonic()
+    proc = subprocess.run(cmd, env=env, cwd=REPO_ROOT, capture_output=True, text=True, check=False)
+    if proc.returncode != 0:
+        raise SystemExit(f"{' '.join(cmd)} failed:\n{proc.stdout[-3000:]}\n{proc.stderr[-3000:]}")
+    return round(time.monotonic() - started, 1)
+
+
+async def query(url: str, sql: str) -> list[asyncpg.Record]:
+    conn = await asyncpg.connect(url)
+    try:
+        return list(await conn.fetch(sql))
+    finally:
+        await conn.close()
+
+
+def last_run(url: str) -> dict[str, Any]:
+    [row] = asyncio.run(query(url, """
+        select run_id, status, duration_seconds, timings, mart_rows
+        from catalog_ops.refresh_runs order by run_id desc limit 1
+    """))
+    return {
+        "status": row["status"],
+        "duration": float(row["duration_seconds"]),
+        "timings": json.loads(row["timings"]) if row["timings"] else {},
+    }
+
+
+def raw_rows(url: str) -> int:
+    rows = asyncio.run(query(url, "select count(*) as n from public.product_price_snapshots"))
+    return int(rows[0]["n"])
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--rows", type=int, default=2_080_000, help="raw rows to seed (once)")
+    parser.add_argument("--cycles", type=int, default=3, help="scrape cycles to append")
+    parser.add_argument("--write-docs", action="store_true", help="update docs/BENCHMARKS.md")
+    args = parser.parse_args()
+
+    dbname = os.environ.get("BENCH_DATABASE", "pricecat_incbench")
+    url = with_database(Settings().database_url, dbname)
+    env = {**os.environ, "DATABASE_URL": url}
+    env.pop("API_DATABASE_URL", None)
+    env.pop("CACHE_NAMESPACE", None)
+    pricecat = str(PRICECAT)
+    load = os.getloadavg()
+
+    run([pricecat, "migrate", "--no-indexes"], env)
+    if run([pricecat, "seed", "--rows", str(args.rows), "--if-empty"], env) > 0:
+        run([pricecat, "migrate"], env)
+
+    results: list[tuple[str, int, float, dict[str, Any]]] = []
+    wall = run([pricecat, "refresh", "--full"], env)
+    results.append(("full rebuild (`refresh --full`)", raw_rows(url), wall, last_run(url)))
+    for i in range(args.cycles):
+        run([pricecat, "seed", "--append-cycle", "--seed", str(100 + i)], env)
+        wall = run([pricecat, "refresh"], env)
+        results.append((f"incremental after cycle {i + 1}", raw_rows(url), wall, last_run(url)))
+    wall = run([pricecat, "refresh"], env)
+    results.append(("no-op (nothing new)", raw_rows(url), wall, last_run(url)))
+
+    commit = subprocess.run(["git", "rev-parse", "--short", "HEAD"], cwd=REPO_ROOT,
+                            capture_output=True, text=True, check=False).stdout.strip()
+    lines = [
+        "| run | raw rows | status | changes | build (dbt build + tests) | publish | "
+        "flow total | wall (incl. Prefect start-up) |",
+        "|---|---:|---|---:|---:|---:|---:|---:|",
+    ]
+    for name, rows, wall, r in results:
+        t = r["timings"]
+        lines.append(
+            f"| {name} | {rows:,} | {r['status']} | {t.get('changes', 0):.2f} s | "
+            f"{t.get('build', 0):.1f} s | {t.get('publish', 0):.2f} s | "
+            f"{r['duration']:.1f} s | {wall:.1f} s |"
+        )
+    body = "\n".join([
+        f"Command: `python -m bench.bench_incremental --rows {args.rows} --cycles {args.cycles}"
+        f"{' --write-docs' if args.write_docs else ''}` on commit `{commit}`, {today()}.",
+        f"Machine: {machine()}; load average {load[0]:.1f} / {load[1]:.1f} / {load[2]:.1f} at "
+        "the start. Timings are the flow's own steps from `catalog_ops.refresh_runs`.",
+        "",
+        *lines,
+        "",
+        "One scrape cycle is one new snapshot per slug + seller (`pricecat seed --append-cycle`).",
+        "10× history was not measured in this run.",
+    ])
+    print(body)
+    if args.write_docs:
+        replace_section(TITLE, body)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
