@@ -17,9 +17,9 @@ from api.routes.docs import (
     POLICY,
     apply,
     error_responses,
-    integer,
     json_of,
     number,
+    page_parameters,
     string,
 )
 
@@ -38,14 +38,7 @@ _parse_catalog = ParseMemo(parse_catalog)
         + POLICY + CACHE_HEADERS + " Cached 120 s."
     ),
     openapi.tag("catalog"),
-    openapi.parameter(
-        "page", integer(minimum=1, maximum=100000, default=1), "query", allowEmptyValue=True,
-        description="1-based page number; a page past the end returns no items",
-    ),
-    openapi.parameter(
-        "page_size", integer(minimum=1, maximum=100, default=24), "query", allowEmptyValue=True,
-        description="Items per page",
-    ),
+    *page_parameters(),
     openapi.parameter(
         "availability", AVAILABILITY, "query", allowEmptyValue=True,
         description="any | available (some seller has it) | preorder | unavailable",

@@ -31,9 +31,9 @@ from api.routes.docs import (
     POLICY,
     apply,
     error_responses,
-    integer,
     json_of,
     number,
+    page_parameters,
     string,
 )
 
@@ -115,14 +115,7 @@ DEFINITIONS = (
         + CACHE_HEADERS + " Cached 300 s."
     ),
     openapi.tag("deals"),
-    openapi.parameter(
-        "page", integer(minimum=1, maximum=100000, default=1), "query", allowEmptyValue=True,
-        description="1-based page number",
-    ),
-    openapi.parameter(
-        "page_size", integer(minimum=1, maximum=100, default=24), "query", allowEmptyValue=True,
-        description="Items per page",
-    ),
+    *page_parameters(),
     *FILTER_DOCS,
     openapi.response(200, json_of(schemas.DealsPage), "A page of deals"),
     *error_responses(400),

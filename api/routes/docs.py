@@ -70,3 +70,17 @@ def apply(*decorators: Any) -> Callable[[F], F]:
         return func
 
     return inner
+
+
+def page_parameters() -> tuple[Any, Any]:
+    """`page` and `page_size` as every paginated listing (catalog, deals) takes them."""
+    return (
+        openapi.parameter(
+            "page", integer(minimum=1, maximum=100000, default=1), "query", allowEmptyValue=True,
+            description="1-based page number; a page past the end returns no items",
+        ),
+        openapi.parameter(
+            "page_size", integer(minimum=1, maximum=100, default=24), "query",
+            allowEmptyValue=True, description="Items per page",
+        ),
+    )

@@ -771,7 +771,7 @@ export interface operations {
                 min_discount?: number;
                 /** @description Items per page */
                 page_size?: number;
-                /** @description 1-based page number */
+                /** @description 1-based page number; a page past the end returns no items */
                 page?: number;
             };
             header?: never;
