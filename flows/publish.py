@@ -99,23 +99,3 @@ async def publish(settings: Settings, stamp: str) -> str | None:
     logger.info("published: %s is now %s", BUILD_SCHEMA, PUBLISHED_SCHEMA)
     return old_name if PUBLISHED_SCHEMA in present else None
 
-
-@task(name="drop-old-schema", **TASK_OPTIONS)
-async def drop_old_schema(settings: Settings, name: str) -> bool:
-    """Drop the schema that was just replaced; if readers still hold it, leave it for next run."""
-    logger = get_run_logger()
-    try:
-        conn = await connect(settings)
-    except Exception as exc:
-        logger.warning("could not drop %s now (%s); the next run drops it", name, exc)
-        return False
-    try:
-        await drop_schema(conn, name)
-        logger.info("dropped %s", name)
-        return True
-    except (asyncpg.LockNotAvailableError, asyncpg.DeadlockDetectedError) as exc:
-        logger.warning("could not drop %s now (%s); the next run drops it", name, exc)
-        return False
-    finally:
-        await conn.close()
-
