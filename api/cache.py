@@ -8,7 +8,10 @@ Callers pass everything after ``g<gen>:``; every argument of the query is in tha
 
 - Generation: read from Postgres (``generation_source``, a dedicated connection per worker) at
   most every ``generation_check_seconds`` per worker (default 1 s; 0 = every request; concurrent
-  requests share one read). A refresh therefore shows within that interval, and entries of older
+  requests share one read). When the interval is up, the worker keeps answering from the
+  generation it has while the re-read is in flight, for at most ``generation_grace_seconds``
+  more (0.25 s; then requests wait for the read): under load a request never queues behind the
+  read. A refresh therefore shows within that interval (plus the read), and entries of older
   generations are never read again (they age out). Build ids are never reused, so neither a Redis
   flush nor a restart can bring an old generation's keys or memos back. Postgres unreachable:
   the last generation read stays in use (cached answers keep being served).
@@ -104,6 +107,11 @@ return 0
 @dataclass(frozen=True)
 class CacheOptions:
     generation_check_seconds: float = 1.0
+    #: past the check interval, the current generation still answers while its re-read is in
+    #: flight for at most this long (0 when generation_check_seconds is 0: read every request);
+    #: must stay below api.routes.meta's SETTLE_MARGIN_SECONDS (a generation is "settled" once
+    #: every worker can have read it: check interval + that margin)
+    generation_grace_seconds: float = 0.25
     local_max_entries: int = 10_000
     local_max_bytes: int = 64 * 1024 * 1024
     #: an in-process entry is revalidated against Redis at least this often
@@ -256,20 +264,37 @@ class Cache:
             raise self._trip(exc) from exc
 
     async def generation(self, force: bool = False) -> int:
-        """The current data generation (cached per worker for generation_check_seconds)."""
-        now = time.monotonic()
-        if (
-            not force
-            and self._generation is not None
-            and now - self._generation_at < self.options.generation_check_seconds
-        ):
-            return self._generation
+        """The current data generation (cached per worker for generation_check_seconds; for up
+        to generation_grace_seconds more while its re-read is in flight)."""
+        current = self._generation
+        if not force and current is not None:
+            trust = self._generation_trust()
+            if trust == "current":
+                return current
+            if trust == "re-reading":
+                self._fetch_generation_soon()
+                return current
+        return await asyncio.shield(self._fetch_generation_soon())
+
+    def _generation_trust(self) -> str:
+        """"current" (within the check interval), "re-reading" (past it, within the grace: the
+        current generation answers while a re-read runs) or "expired" (wait for the read)."""
+        check = self.options.generation_check_seconds
+        age = time.monotonic() - self._generation_at
+        if age < check:
+            return "current"
+        if check > 0 and age < check + self.options.generation_grace_seconds:
+            return "re-reading"
+        return "expired"
+
+    def _fetch_generation_soon(self) -> asyncio.Task[int]:
+        """The running re-read of the generation, or a new one."""
         task = self._generation_task
         if task is None:
             task = asyncio.ensure_future(self._fetch_generation())
             self._generation_task = task
             task.add_done_callback(self._generation_done)
-        return await asyncio.shield(task)
+        return task
 
     def _generation_done(self, task: asyncio.Task[int]) -> None:
         self._generation_task = None
@@ -369,14 +394,17 @@ class Cache:
 
     def fresh_memory_entry(self, generation: int, key: str) -> Entry | None:
         """The in-process entry of ``key`` when ``get_or_load`` would answer it as it is, with
-        nothing else to do: ``generation`` is the current one and needs no re-read yet, and the
-        entry needs no revalidation (api.http.ResponseMemo's fast path)."""
-        now = time.monotonic()
-        if (
-            generation != self._generation
-            or now - self._generation_at >= self.options.generation_check_seconds
-        ):
+        nothing else to do: ``generation`` is the current one (within the check interval, or inside
+        the grace with a re-read started, as ``generation`` does) and the entry needs no
+        revalidation (api.http.ResponseMemo's fast path)."""
+        if generation != self._generation:
             return None
+        trust = self._generation_trust()
+        if trust != "current":
+            if trust == "expired":
+                return None
+            self._fetch_generation_soon()
+        now = time.monotonic()
         item = self._local.get(key)
         if item is None or now >= item.fresh_at or not item.entry.is_fresh():
             return None

@@ -1,7 +1,7 @@
 """A Redis that accepts connections and never answers (a hung host, a dead route): each request
-pays at most the short Redis timeout (API_REDIS_TIMEOUT, 0.1 s) while the circuit breaker is
-closed, and nothing while it is open. Requests stream for several breaker periods (1 s each)
-and every one must answer 200 in well under a second."""
+pays at most the Redis timeout (API_REDIS_TIMEOUT, 0.5 s) while the circuit breaker is closed,
+and nothing while it is open. Requests stream for several breaker periods (1 s each) and every
+one must answer 200 within the timeout plus half a second for its own query."""
 
 from __future__ import annotations
 
@@ -67,6 +67,8 @@ def test_hung_redis_costs_each_request_under_a_second(
         ready = client.get("/readyz")
     assert set(statuses) == {200}
     assert len(took) >= 8
-    # a request pays at most one Redis timeout (0.1 s) plus its own query
-    assert max(took) < 1.0, sorted(took)[-5:]
+    # a request pays at most one Redis timeout plus its own query
+    assert max(took) < settings.redis_timeout + 0.5, sorted(took)[-5:]
+    # ... and most pay nothing: the breaker skips the hung Redis for a second after a timeout
+    assert sorted(took)[len(took) // 2] < settings.redis_timeout / 2, sorted(took)
     assert ready.status_code == 200 and ready.json()["status"] == "degraded"

@@ -29,7 +29,7 @@ def test_defaults_and_derived_defaults(clean_env: pytest.MonkeyPatch) -> None:
     assert s.api_database_url == "postgresql://alice@db.example:6543/shop"
     assert s.cache_namespace == "pricecat:shop"
     assert s.redis_url == "redis://127.0.0.1:6379/0"
-    assert (s.db_pool_min, s.db_pool_max, s.redis_timeout, s.refresh_nice) == (2, 16, 0.1, 10)
+    assert (s.db_pool_min, s.db_pool_max, s.redis_timeout, s.refresh_nice) == (2, 16, 0.5, 10)
     assert s.cors_origins == () and s.api_database_fallback_url is None
     assert s.image_proxy_allow_private is False and s.log_format == "plain"
 
