@@ -126,10 +126,17 @@ def test_refresh_publishes_and_bumps_generation(
     import json
 
     assert {"changes", "build", "publish"} <= set(json.loads(timings["timings"]))
+    deal_events = helpers.fetch(
+        flow_settings, "select count(*) as n from catalog.catalog_deal_events"
+    )[0]["n"]
     assert json.loads(timings["mart_rows"]) == {
         "catalog_slug_summary": len(SLUGS),
         "catalog_slug_seller_summary": len(SLUG_SELLERS),
+        "catalog_slug_seller_deals": len(SLUG_SELLERS),
+        "catalog_slug_market_lows": len(SLUGS),
+        "catalog_deal_events": deal_events,
         "catalog_quarantined_snapshots": len(QUARANTINED),
+        "int_price_snapshots_arrived": len(ROWS),  # the first build takes in every raw row
     }
     assert float(run["duration_seconds"]) >= sum(
         json.loads(timings["timings"])[k] for k in ("changes", "build", "publish")
