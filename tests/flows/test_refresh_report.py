@@ -28,6 +28,7 @@ from flows.report import ARTIFACT_KEY, create_run_artifact
 from pricecat.config import Settings
 from pricecat.generation import GENERATION_SQL
 from tests import helpers
+from tests.flows.sources import broken_source
 
 SLUGS = 28
 OFFERS = 46
@@ -214,18 +215,8 @@ def test_failed_run_reports_its_error_and_the_build_kept(
     prefect_harness: None, report_settings: Settings, api_url: str
 ) -> None:
     build = build_id(report_settings)
-    helpers.fetch(
-        report_settings,
-        "alter table public.product_price_snapshots rename column availability to availability_x",
-    )
-    try:
+    with broken_source(report_settings):
         assert run_refresh_cli(report_settings, SimpleNamespace(full=True)) == 1
-    finally:
-        helpers.fetch(
-            report_settings,
-            "alter table public.product_price_snapshots"
-            " rename column availability_x to availability",
-        )
     from prefect.client.orchestration import get_client
     from prefect.client.schemas.filters import FlowRunFilter, FlowRunFilterId
     from prefect.client.schemas.objects import StateType
