@@ -102,11 +102,6 @@ def etag_matches(header: str | None, *etags: str) -> bool:
     return False
 
 
-def _etag_matches(request: Request, etag: str) -> bool:
-    """The cached JSON answer's tag or its gzip variant's (api/routes/feeds.py imports this)."""
-    return etag_matches(request.headers.get("if-none-match"), etag, gzip_etag(etag))
-
-
 def gzip_etag(etag: str) -> str:
     return etag[:-1] + '-gzip"' if etag.endswith('"') else etag + "-gzip"
 

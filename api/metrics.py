@@ -125,6 +125,53 @@ QUARANTINED = Gauge(
     "seller; catalog.catalog_quarantined_snapshots; set on scrape).",
     multiprocess_mode="livemostrecent",
 )
+#: the statuses pricecat_refresh_last_run_status reports (refresh_runs' finished outcomes;
+#: 'running' and 'skipped' runs are not "the last run")
+REFRESH_STATUSES = ("published", "noop", "failed", "aborted")
+REFRESH_LAST_SECONDS = Gauge(
+    "pricecat_refresh_last_run_seconds",
+    "Duration of the last refresh run that published, found nothing new (noop), failed or was "
+    "aborted (catalog_ops.refresh_runs.duration_seconds; set on scrape).",
+    multiprocess_mode="livemostrecent",
+)
+REFRESH_LAST_TIMESTAMP = Gauge(
+    "pricecat_refresh_last_run_timestamp_seconds",
+    "When that run finished (Unix time; set on scrape).",
+    multiprocess_mode="livemostrecent",
+)
+REFRESH_LAST_STATUS = Gauge(
+    "pricecat_refresh_last_run_status",
+    "1 for that run's status, 0 for the other statuses (published, noop, failed, aborted; set on "
+    "scrape).",
+    ["status"],
+    multiprocess_mode="livemostrecent",
+)
+REFRESH_PUBLISHED_ROWS = Gauge(
+    "pricecat_refresh_published_rows",
+    "Rows per relation counted by the last refresh run that published (refresh_runs.mart_rows: "
+    "the read models, the deals marts, catalog_quarantined_snapshots, and "
+    "int_price_snapshots_arrived = raw rows that build took in as new; set on scrape).",
+    ["relation"],
+    multiprocess_mode="livemostrecent",
+)
+REFRESH_PUBLISHED_BUILD = Gauge(
+    "pricecat_refresh_published_build_id",
+    "The build id the last refresh run that published recorded (equal to "
+    "pricecat_published_build_id unless a build was published outside the refresh; set on "
+    "scrape).",
+    multiprocess_mode="livemostrecent",
+)
+PUBLISHED_BUILD = Gauge(
+    "pricecat_published_build_id",
+    "The published build id (catalog.catalog_build_info.build_id: the data generation; set on "
+    "scrape).",
+    multiprocess_mode="livemostrecent",
+)
+PUBLISHED_BUILD_AGE = Gauge(
+    "pricecat_published_build_age_seconds",
+    "Seconds since the published build was built (catalog_build_info.built_at; set on scrape).",
+    multiprocess_mode="livemostrecent",
+)
 WORKERS = Gauge(
     "pricecat_worker_up",
     "1 per live worker process (one series per pid in multiprocess mode).",

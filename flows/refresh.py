@@ -17,6 +17,9 @@
              kept until a later run's cleanup: replicas may still read it.
 7. record    the published build id (the API's data generation), rows per mart, step timings,
              status 'published'.
+8. report    a Prefect table artifact `pricecat-refresh` with the run's status, build id, step
+             timings and row counts, for published, noop and failed runs (report.py); failing to
+             create it only logs a warning.
 
 Transient errors (connection refused, deadlock, serialization failure, lock timeout) retry with
 backoff; a failing dbt model or test never retries (retry.py). `pricecat refresh` runs it in the
@@ -51,6 +54,7 @@ from flows.cli import configure_cli_logging, run_refresh, run_refresh_cli
 from flows.db import current_settings, using_settings
 from flows.partitions import ensure_partitions
 from flows.publish import OLD_SCHEMA_PREFIX, cleanup_leftovers, publish
+from flows.report import create_run_artifact
 from flows.retry import DbtBuildFailed, RefreshError, TransientError, is_transient
 from flows.run_log import (
     MARTS,
@@ -59,11 +63,12 @@ from flows.run_log import (
     acquire_lock,
     count_mart_rows,
     finish_run_log,
+    published_build,
     published_generation,
     release_lock,
     start_run_log,
 )
-from pricecat.config import PUBLISHED_SCHEMA
+from pricecat.config import PUBLISHED_SCHEMA, Settings
 
 __all__ = [
     "FLOW_NAME", "MARTS", "OLD_SCHEMA_PREFIX", "REFRESH_LOCK_KEY", "DbtBuildFailed",
@@ -83,6 +88,17 @@ def _stamp() -> str:
 
 def _lap(timings: dict[str, float], name: str, since: float) -> None:
     timings[name] = round(time.monotonic() - since, 3)
+
+
+async def _report_unpublished(settings: Settings, run_id: int, fields: dict[str, Any]) -> None:
+    """The artifact of a run that published nothing: the build still published and its rows
+    as the run that published it recorded them (one query; none when that query fails)."""
+    try:
+        build_id, rows = await published_build(settings)
+    except Exception as exc:  # noqa: BLE001 - the report must never fail the refresh
+        get_run_logger().warning("could not read the published build for the report: %r", exc)
+        build_id, rows = None, {}
+    await create_run_artifact(run_id, fields, build_id, rows)
 
 
 @flow(
@@ -106,6 +122,7 @@ async def refresh_catalog(full: bool = False) -> dict[str, Any] | State[Any]:
     timings: dict[str, float] = {}
     fields: dict[str, Any] = {}
     run_id: int | None = None
+    recorded = False  # the run's outcome is in refresh_runs: only the report may follow
     try:
         run_id = await start_run_log(settings, runtime_flow_run.get_id(), "running")
         logger.info("refresh run %s started (database lock held)", run_id)
@@ -123,8 +140,10 @@ async def refresh_catalog(full: bool = False) -> dict[str, Any] | State[Any]:
             duration = round(time.monotonic() - started, 3)
             fields.update(status="noop", duration_seconds=duration, timings=timings)
             await finish_run_log(settings, run_id, fields)
+            recorded = True
             message = f"noop: no new raw rows since the last publish (run {run_id}, {duration} s)"
             logger.info(message)
+            await _report_unpublished(settings, run_id, fields)
             return Completed(message=message)
 
         step = time.monotonic()
@@ -158,6 +177,7 @@ async def refresh_catalog(full: bool = False) -> dict[str, Any] | State[Any]:
             slug_seller_rows=rows.get("catalog_slug_seller_summary"), generation=generation,
         )
         await finish_run_log(settings, run_id, fields)
+        recorded = True
         logger.info(
             "refresh run %s published in %.1f s (%s): %s", run_id, duration,
             changes.build_reason, ", ".join(f"{k} {v} rows" for k, v in rows.items()),
@@ -166,12 +186,15 @@ async def refresh_catalog(full: bool = False) -> dict[str, Any] | State[Any]:
         (logger.warning if quarantined else logger.info)(
             "%s raw rows quarantined (%s.%s)", quarantined, PUBLISHED_SCHEMA, QUARANTINE
         )
+        await create_run_artifact(
+            run_id, {**fields, "build_reason": changes.build_reason}, generation, rows
+        )
         return {"run_id": run_id, "status": "published", "duration_seconds": duration,
                 "timings": timings, "mart_rows": rows, "generation": generation,
                 "build_backends_reniced": reniced, "build_reason": changes.build_reason,
                 "freshness_status": fields.get("freshness_status")}
     except BaseException as exc:
-        if run_id is not None:
+        if run_id is not None and not recorded:
             interrupted = isinstance(exc, asyncio.CancelledError | KeyboardInterrupt)
             status = "aborted" if interrupted else "failed"
             fields.update(
@@ -186,6 +209,8 @@ async def refresh_catalog(full: bool = False) -> dict[str, Any] | State[Any]:
                 "refresh run %s %s; %s.* and the data generation are unchanged: %s",
                 run_id, status, PUBLISHED_SCHEMA, exc,
             )
+            if not interrupted:  # a cancelled run stops at once
+                await _report_unpublished(settings, run_id, fields)
         raise
     finally:
         await release_lock(lock)

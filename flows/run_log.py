@@ -19,10 +19,16 @@ from pricecat.generation import read_generation
 #: Key of the session-level advisory lock that serializes refreshes of one database (advisory
 #: locks are per database). Visible in pg_locks as locktype 'advisory', objid 1_902_210_227.
 REFRESH_LOCK_KEY = 1_902_210_227
-#: The marts whose row counts go into the run log (catalog_quarantined_snapshots: raw rows left
-#: out of the read models for breaking a row-level rule, see docs/OPERATIONS.md).
+#: The published relations whose row counts go into the run log (`mart_rows`), the run's
+#: artifact and the API's /metrics: the read models, the deals marts,
+#: catalog_quarantined_snapshots (raw rows left out of the read models for breaking a row-level
+#: rule, see docs/OPERATIONS.md) and int_price_snapshots_arrived (the raw rows the build took in
+#: as new; on a full rebuild the ids above max(id) - snapshot_id_overlap, which the snapshot
+#: ledger records).
 QUARANTINE = "catalog_quarantined_snapshots"
-MARTS = ("catalog_slug_summary", "catalog_slug_seller_summary", QUARANTINE)
+ARRIVED = "int_price_snapshots_arrived"
+DEALS_MARTS = ("catalog_slug_seller_deals", "catalog_slug_market_lows", "catalog_deal_events")
+MARTS = ("catalog_slug_summary", "catalog_slug_seller_summary", *DEALS_MARTS, QUARANTINE, ARRIVED)
 
 log = logging.getLogger(__name__)
 
@@ -135,6 +141,41 @@ async def count_mart_rows(settings: Settings) -> dict[str, int]:
         return counts
     finally:
         await conn.close()
+
+
+#: The published build and the row counts of the refresh run that published it (NULL when the
+#: last published run published another build, e.g. one built outside the flow).
+PUBLISHED_BUILD_SQL = f"""
+select
+    b.build_id,
+    case when r.generation = b.build_id then r.mart_rows::text end as mart_rows
+from {PUBLISHED_SCHEMA}.catalog_build_info as b
+left join lateral (
+    select runs.generation, runs.mart_rows
+    from {OPS_SCHEMA}.refresh_runs as runs
+    where runs.status = 'published'
+    order by runs.started_at desc
+    limit 1
+) as r on true
+"""  # noqa: S608 (constant schema names)
+
+
+async def published_build(settings: Settings) -> tuple[int | None, dict[str, int]]:
+    """(build id now published, its relations' row counts as its refresh run recorded them):
+    one query, for the report of a run that published nothing (noop, failed). (None, {}) when
+    nothing is published."""
+    conn = await connect(settings)
+    try:
+        if not await conn.fetchval(
+            "select to_regclass($1) is not null", f"{PUBLISHED_SCHEMA}.catalog_build_info"
+        ):
+            return None, {}
+        row = await conn.fetchrow(PUBLISHED_BUILD_SQL)
+    finally:
+        await conn.close()
+    if row is None:
+        return None, {}
+    return int(row["build_id"]), json.loads(row["mart_rows"]) if row["mart_rows"] else {}
 
 
 @task(name="finish-run-log", retries=3, retry_delay_seconds=RETRY_DELAYS, **TASK_OPTIONS)

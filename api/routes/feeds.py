@@ -8,7 +8,7 @@ from sanic_ext import openapi
 from api import reads
 from api.cache import Cache
 from api.db import Database
-from api.http import _etag_matches
+from api.http import etag_matches, gzip_etag
 from api.routes import inject
 from api.routes.deals import DEFINITIONS, FILTER_DOCS, parse_feed
 from api.routes.docs import POLICY, apply, error_responses
@@ -38,7 +38,7 @@ async def get_deals_feed(request: Request, db: Database, cache: Cache) -> HTTPRe
         "Cache-Control": f"public, max-age={entry.ttl}",
         "Vary": "Accept-Encoding",
     }
-    if _etag_matches(request, entry.etag):
+    if etag_matches(request.headers.get("if-none-match"), entry.etag, gzip_etag(entry.etag)):
         return HTTPResponse(status=304, headers=headers)
     return HTTPResponse(
         entry.body, status=entry.status, headers=headers,

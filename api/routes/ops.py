@@ -114,6 +114,33 @@ async def readyz(request: Request, db: Database, cache: Cache) -> HTTPResponse:
     return error_response(503, "not_ready", "Not ready: " + ", ".join(failing), body)
 
 
+async def _scrape_refresh(db: Database) -> None:
+    """The refresh gauges from catalog_ops.refresh_runs (readable without a published catalog)."""
+    runs = await health.refresh_runs(db)
+    if runs["status"] is not None:
+        for status in metrics.REFRESH_STATUSES:
+            metrics.REFRESH_LAST_STATUS.labels(status).set(int(runs["status"] == status))
+        metrics.REFRESH_LAST_TIMESTAMP.set(runs["finished_at_epoch"])
+        if runs["duration_seconds"] is not None:
+            metrics.REFRESH_LAST_SECONDS.set(runs["duration_seconds"])
+    if runs["published_generation"] is not None:
+        metrics.REFRESH_PUBLISHED_BUILD.set(runs["published_generation"])
+    for relation, rows in runs["published_rows"].items():
+        metrics.REFRESH_PUBLISHED_ROWS.labels(relation).set(rows)
+
+
+async def _scrape_published(db: Database) -> None:
+    """The gauges read from the published catalog (data age, build, quarantine)."""
+    age = await health.data_age(db)
+    if age["age_seconds"] is not None:
+        metrics.DATA_AGE.set(age["age_seconds"])
+    build = await health.published_build(db)
+    if build is not None:
+        metrics.PUBLISHED_BUILD.set(build[0])
+        metrics.PUBLISHED_BUILD_AGE.set(build[1])
+    metrics.QUARANTINED.set(await health.quarantined_rows(db))
+
+
 @apply(
     openapi.summary("Prometheus metrics (all workers aggregated)"),
     openapi.tag("ops"),
@@ -121,13 +148,14 @@ async def readyz(request: Request, db: Database, cache: Cache) -> HTTPResponse:
 )
 @inject
 async def metrics_endpoint(request: Request, db: Database) -> HTTPResponse:
-    try:
-        age = await health.data_age(db)
-        if age["age_seconds"] is not None:
-            metrics.DATA_AGE.set(age["age_seconds"])
-        metrics.QUARANTINED.set(await health.quarantined_rows(db))
-    except Exception:  # noqa: BLE001,S110 - metrics must render even without Postgres
-        pass
+    # each group on its own: the refresh's outcome is readable before anything is published
+    for scrape in (_scrape_refresh, _scrape_published):
+        try:
+            await scrape(db)
+        except DatabaseUnavailable:  # metrics must render even without Postgres, at once
+            break
+        except Exception:  # noqa: BLE001,S112 - e.g. nothing published yet
+            continue
     body, content_type = metrics.render()
     return HTTPResponse(body, content_type=content_type, headers={"Cache-Control": "no-store"})
 

@@ -69,6 +69,8 @@ ARGS: dict[str, tuple[Any, ...]] = {
     "recent_snapshots": (100,),
     "data_age": (),
     "quarantined": (),
+    "refresh_runs": (),
+    "published_build": (),
     "replication": (),
     "read_models": (),
     **DEALS_ARGS,  # deals_page, deals_count (their index checks: tests/api/test_deals.py)
@@ -90,6 +92,8 @@ RELATIONS: dict[str, set[str]] = {
     "recent_snapshots": {"product_price_snapshots", "availability_rules"},
     "data_age": {"catalog_slug_summary", "refresh_runs"},
     "quarantined": {"catalog_quarantined_snapshots"},
+    "refresh_runs": {"refresh_runs"},
+    "published_build": {"catalog_build_info"},
     "replication": set(),
     "read_models": set(),
     "deals_page": {"catalog_slug_seller_deals"},

@@ -33,6 +33,7 @@ from pricecat.generation import GENERATION_SQL
 from tests import helpers
 from tests.fixtures.expected import QUARANTINED
 from tests.fixtures.snapshots import LISTINGS, ROWS
+from tests.flows.sources import broken_source
 
 # the accepted rows' slugs and offers (BAD_LISTINGS are quarantined)
 SLUGS = sorted({listing.slug for listing in LISTINGS})
@@ -126,10 +127,17 @@ def test_refresh_publishes_and_bumps_generation(
     import json
 
     assert {"changes", "build", "publish"} <= set(json.loads(timings["timings"]))
+    deal_events = helpers.fetch(
+        flow_settings, "select count(*) as n from catalog.catalog_deal_events"
+    )[0]["n"]
     assert json.loads(timings["mart_rows"]) == {
         "catalog_slug_summary": len(SLUGS),
         "catalog_slug_seller_summary": len(SLUG_SELLERS),
+        "catalog_slug_seller_deals": len(SLUG_SELLERS),
+        "catalog_slug_market_lows": len(SLUGS),
+        "catalog_deal_events": deal_events,
         "catalog_quarantined_snapshots": len(QUARANTINED),
+        "int_price_snapshots_arrived": len(ROWS),  # the first build takes in every raw row
     }
     assert float(run["duration_seconds"]) >= sum(
         json.loads(timings["timings"])[k] for k in ("changes", "build", "publish")
@@ -156,11 +164,7 @@ def test_failing_dbt_node_publishes_nothing(
     before_oid = table_oid(flow_settings)
     before_generation = generation(flow_settings)
 
-    helpers.fetch(
-        flow_settings,
-        "alter table public.product_price_snapshots rename column availability to availability_x",
-    )
-    try:
+    with broken_source(flow_settings):
         from types import SimpleNamespace
 
         # nothing new in the raw table: without --full the run would be a no-op
@@ -178,12 +182,6 @@ def test_failing_dbt_node_publishes_nothing(
         assert run["slug_rows"] is None and run["generation"] is None
         # the failed build stays in catalog_build for inspection until the next run
         assert "catalog_build" in schemas(flow_settings)
-    finally:
-        helpers.fetch(
-            flow_settings,
-            "alter table public.product_price_snapshots"
-            " rename column availability_x to availability",
-        )
 
 
 def test_bad_raw_rows_are_quarantined_and_the_good_ones_published(

@@ -23,7 +23,7 @@ import threading
 from collections.abc import Iterator, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import Any, Self
 
 from bench.common import descendants
 from bench.procs import PRICECAT as PRICECAT  # re-exported for the tests
@@ -31,10 +31,33 @@ from bench.procs import REPO_ROOT as REPO_ROOT  # re-exported for the tests
 from bench.procs import VENV_BIN as VENV_BIN  # re-exported for the tests
 from bench.procs import Service, free_port, port_open, pricecat_serve, wait_until
 
+
+class Started:
+    """A context manager that runs `start()` on entering and `stop()` on leaving, and also when
+    `start()` fails half-way (so a server that never became ready does not outlive the test)."""
+
+    def start(self) -> None:
+        raise NotImplementedError
+
+    def stop(self) -> None:
+        raise NotImplementedError
+
+    def __enter__(self) -> Self:
+        try:
+            self.start()
+        except BaseException:
+            self.stop()
+            raise
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.stop()
+
+
 # --------------------------------------------------------------------------------------- redis
 
 
-class RedisServer:
+class RedisServer(Started):
     """Our own redis-server on a free port (no persistence); stop() and start() keep the port."""
 
     def __init__(self, port: int | None = None) -> None:
@@ -76,17 +99,6 @@ class RedisServer:
             self.service.stop(sig=signal.SIGKILL)  # an abrupt outage, not a graceful shutdown
         self.service = None
         wait_until(lambda: not port_open(self.port), 10, what="redis port closed")
-
-    def __enter__(self) -> RedisServer:
-        try:
-            self.start()
-        except BaseException:
-            self.stop()
-            raise
-        return self
-
-    def __exit__(self, *exc: object) -> None:
-        self.stop()
 
 
 # ------------------------------------------------------------------------------- postgres proxy
@@ -324,7 +336,7 @@ def _content_length(head: bytes) -> int | None:
 # ------------------------------------------------------------------------------------- api
 
 
-class ApiServer:
+class ApiServer(Started):
     """`pricecat serve` as a subprocess on a free port with the given environment."""
 
     def __init__(self, env: Mapping[str, str], workers: int = 1, name: str = "api") -> None:
@@ -369,17 +381,6 @@ class ApiServer:
         self.service.stop()
         if not os.environ.get("PRICECAT_KEEP_LOGS"):
             shutil.rmtree(self.logdir, ignore_errors=True)
-
-    def __enter__(self) -> ApiServer:
-        try:
-            self.start()
-        except BaseException:
-            self.stop()
-            raise
-        return self
-
-    def __exit__(self, *exc: object) -> None:
-        self.stop()
 
 
 @contextlib.contextmanager
