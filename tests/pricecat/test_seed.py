@@ -320,3 +320,69 @@ def test_cli_seed(scratch: Settings) -> None:
     assert proc.returncode == 0, proc.stderr
     assert "3,000 rows, 100 slugs, 103 (slug, product_code) pairs" in proc.stdout
     assert fetchval(scratch, "select count(*) from public.product_price_snapshots") == 3_000
+
+
+def test_history_multiplier(scratch: Settings) -> None:
+    """--history-multiplier 3: the same catalogue, 3x the rows, 3x further back, same end."""
+    small = {"rows": 4_000, "slugs": 150}
+    listings_sql = (
+        "select distinct product_name_normalized, seller, product_code "
+        "from public.product_price_snapshots"
+    )
+    assert run_seed(scratch, **small) == 0
+    one = {tuple(r) for r in helpers.fetch(scratch, listings_sql)}
+    one_first = fetchval(scratch, "select min(scraped_at) from public.product_price_snapshots")
+
+    assert run_seed(scratch, truncate=True, history_multiplier=3, **small) == 0
+    three = {tuple(r) for r in helpers.fetch(scratch, listings_sql)}
+    assert three == one  # same slugs, sellers and codes
+    assert {r[0] for r in three} == {r[0] for r in one}
+    assert len({r[0] for r in three}) == 150
+    row = helpers.fetch(
+        scratch,
+        """
+        select count(*) as n, min(scraped_at) as first_at, max(scraped_at) as last_at
+        from public.product_price_snapshots
+        """,
+    )[0]
+    assert row["n"] == 12_000
+    assert row["last_at"] == NOW
+    # 1x reaches back 100-121 days (see test_time_window_order_and_freshness); 3x: 300-363
+    assert NOW - timedelta(days=363) <= row["first_at"] <= NOW - timedelta(days=300)
+    back_one = (NOW - one_first).total_seconds()
+    back_three = (NOW - row["first_at"]).total_seconds()
+    assert 2.8 <= back_three / back_one <= 3.2, (back_one, back_three)
+    # every listing gets more snapshots: the 3x history is denser per listing, not wider
+    per_listing = helpers.fetch(
+        scratch,
+        """
+        select avg(n)::float8 as mean
+        from (
+            select count(*) as n from public.product_price_snapshots
+            group by product_name_normalized, seller
+        ) as t
+        """,
+    )[0]
+    assert per_listing["mean"] == pytest.approx(12_000 / len({(r[0], r[1]) for r in one}))
+    # the past lands in the history partition, not in DEFAULT
+    assert fetchval(
+        scratch, "select count(*) from public.product_price_snapshots_default"
+    ) == 0
+    # deterministic, and --rows / --slugs still mean what they say
+    first = fetchval(scratch, CHECKSUM_SQL)
+    assert run_seed(scratch, truncate=True, history_multiplier=3, **small) == 0
+    assert fetchval(scratch, CHECKSUM_SQL) == first
+    assert run_seed(scratch, truncate=True, history_multiplier=0, **small) == 2
+
+
+def test_cli_history_multiplier(scratch: Settings) -> None:
+    root = Path(__file__).resolve().parents[2]
+    env = {**os.environ, "DATABASE_URL": scratch.database_url}
+    proc = subprocess.run(
+        [str(Path(sys.executable).parent / "pricecat"), "seed", "--rows", "3000", "--slugs",
+         "100", "--seed", "3", "--now", "2025-01-01T00:00:00Z", "--history-multiplier", "2"],
+        cwd=root, env=env, capture_output=True, text=True, timeout=300, check=False,
+    )
+    assert proc.returncode == 0, proc.stderr
+    assert "6,000 rows over 2 x 120 days, 100 slugs" in proc.stdout
+    assert fetchval(scratch, "select count(*) from public.product_price_snapshots") == 6_000
