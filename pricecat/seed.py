@@ -792,14 +792,16 @@ def _flip_availability(seller: str, text: str | None, rng: random.Random) -> str
     return rng.choice(in_texts)
 
 
-async def append_cycle(
+async def cycle_records(
     conn: asyncpg.Connection,
     seed: int,
     now: datetime | None,
     interval: timedelta = timedelta(minutes=15),
-) -> SeedStats:
-    """One new snapshot per existing (slug, seller), all after the table's newest scraped_at:
-    at ``interval`` after it, or at ``now`` when that is later."""
+) -> tuple[list[tuple[Any, ...]], SeedStats]:
+    """The rows of one scrape cycle (COLUMNS order, not written): one new snapshot per existing
+    (slug, seller), all after the table's newest scraped_at: at ``interval`` after it, or at
+    ``now`` when that is later. ``stats.extra["price_changes"]`` lists (index in the rows, old
+    price, new price) of the rows whose price changed to another non-NULL price."""
     started = time.monotonic()
     max_ts: datetime | None = await conn.fetchval(
         "select max(scraped_at) from public.product_price_snapshots"
@@ -829,6 +831,7 @@ async def append_cycle(
     records: list[tuple[Any, ...]] = []
     ordered = sorted(latest, key=lambda r: (r["seller"], r["product_name_normalized"]))
     null_prices = 0
+    price_changes: list[tuple[int, Decimal | None, Decimal]] = []
     for k, rec in enumerate(ordered):
         back = span * (n - 1 - k) / max(1, n - 1)
         scraped_at = cycle_at - timedelta(seconds=round(back, 6))
@@ -844,20 +847,36 @@ async def append_cycle(
             price = None
         if price is None:
             null_prices += 1
+        elif price != rec["price"]:
+            price_changes.append((k, rec["price"], price))
         records.append((
             scraped_at, rec["seller"], rec["product_code"], rec["product_name_original"],
             rec["product_name_normalized"], price, availability, rec["url"], rec["image_url"],
             rec["description"], rec["categories"],
         ))
+    stats = SeedStats(rows=n, listings=n, null_prices=null_prices,
+                      max_scraped_at=records[-1][0] if records else None)
+    stats.slugs = len({r["product_name_normalized"] for r in latest})
+    stats.pairs = len({(r["product_name_normalized"], r["product_code"]) for r in latest})
+    stats.extra["price_changes"] = price_changes
+    stats.seconds = time.monotonic() - started
+    return records, stats
+
+
+async def append_cycle(
+    conn: asyncpg.Connection,
+    seed: int,
+    now: datetime | None,
+    interval: timedelta = timedelta(minutes=15),
+) -> SeedStats:
+    """One scrape cycle (`cycle_records`) written in one COPY transaction."""
+    started = time.monotonic()
+    records, stats = await cycle_records(conn, seed, now, interval)
     async with conn.transaction():
         await conn.copy_records_to_table(
             "product_price_snapshots", schema_name="public", columns=list(COLUMNS),
             records=records,
         )
-    stats = SeedStats(rows=n, listings=n, null_prices=null_prices,
-                      max_scraped_at=records[-1][0] if records else None)
-    stats.slugs = len({r["product_name_normalized"] for r in latest})
-    stats.pairs = len({(r["product_name_normalized"], r["product_code"]) for r in latest})
     stats.seconds = time.monotonic() - started
     return stats
 
