@@ -386,3 +386,49 @@ def test_cli_history_multiplier(scratch: Settings) -> None:
     assert proc.returncode == 0, proc.stderr
     assert "6,000 rows over 2 x 120 days, 100 slugs" in proc.stdout
     assert fetchval(scratch, "select count(*) from public.product_price_snapshots") == 6_000
+
+
+def test_cycle_records_reports_the_price_changes(scratch: Settings) -> None:
+    """seed.cycle_records' price_changes = the listings whose new row has another non-NULL price
+    than their previous newest row (counted here in SQL after writing the rows)."""
+    import asyncio
+
+    import asyncpg
+
+    assert run_seed(scratch, rows=4_000, slugs=150) == 0
+
+    async def go() -> tuple[list[tuple[object, ...]], list[tuple[int, object, object]]]:
+        conn = await asyncpg.connect(scratch.database_url)
+        try:
+            records, stats = await seed.cycle_records(conn, 5, None)
+            await conn.copy_records_to_table(
+                "product_price_snapshots", schema_name="public", columns=list(seed.COLUMNS),
+                records=records,
+            )
+            return records, stats.extra["price_changes"]
+        finally:
+            await conn.close()
+
+    records, changes = asyncio.run(go())
+    changed_in_sql = helpers.fetch(
+        scratch,
+        """
+        with ranked as (
+            select
+                product_name_normalized as slug, seller, price,
+                row_number() over (
+                    partition by product_name_normalized, seller order by scraped_at desc, id desc
+                ) as rn
+            from public.product_price_snapshots
+        )
+        select a.slug, a.seller, b.price as old_price, a.price as new_price
+        from ranked as a
+        inner join ranked as b on a.slug = b.slug and a.seller = b.seller
+        where a.rn = 1 and b.rn = 2 and a.price is not null and a.price is distinct from b.price
+        """,
+    )
+    assert changes  # ~3 % of the ~450 listings
+    assert {(r["slug"], r["seller"], r["old_price"], r["new_price"]) for r in changed_in_sql} == {
+        (records[k][4], records[k][1], old, new) for k, old, new in changes
+    }
+    assert all(records[k][5] == new for k, _old, new in changes)
