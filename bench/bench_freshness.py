@@ -11,7 +11,8 @@ its own Redis namespace (`pricecat:<database>`). It starts what production runs 
 - `pricecat schedule`: the refresh deployment, cron every minute, never two runs at once;
 - `pricecat serve --workers 2` as the read-only role (port `--api-port`, default a free one);
 
-after one `pricecat refresh` so something is published. Then, for `--duration` seconds:
+after one `pricecat refresh` so something is published; the soak starts once the schedule's
+first run has ended (it pays the served deployment's start-up). Then, for `--duration` seconds:
 
 - a simulated scraper (in this process, so it knows when each write committed): every
   `--cycle-seconds` one scrape cycle — one new snapshot per slug + seller, the generator's price
@@ -334,12 +335,15 @@ async def watcher(soak: Soak, url: str) -> None:
     conn = await asyncpg.connect(url)
     try:
         last = await read_generation(conn)
-        while not soak.stop_all.is_set():
+        while True:
+            stopping = soak.stop_all.is_set()  # one more read after the stop: no publish missed
             await asyncio.sleep(0.25)
             current = await read_generation(conn)
             if current != last:
                 soak.publishes.append(time.monotonic())
                 last = current
+            if stopping:
+                break
     finally:
         await conn.close()
 
@@ -377,6 +381,7 @@ async def soak_run(soak: Soak, url: str, api_url: str) -> None:
     drain_until = time.monotonic() + args.drain
     while not soak.book.done() and time.monotonic() < drain_until:
         await asyncio.sleep(1.0)
+    await asyncio.sleep(2.0)  # the watcher sees the publish the last probe showed after
     soak.stop_all.set()
     await asyncio.gather(*background, *list(soak.tasks))
 
@@ -401,9 +406,11 @@ async def fetch(url: str, sql: str, *params: Any) -> list[asyncpg.Record]:
 
 
 def prefect_states(api_url: str, since: datetime) -> Counter[str]:
-    """Flow runs of the refresh deployment expected since `since`, by Prefect state name."""
+    """Flow runs expected to start between `since` and now (not the ones scheduled ahead), by
+    Prefect state name (a run cancelled because the previous one still ran: 'Cancelled')."""
     body = {
-        "flow_runs": {"expected_start_time": {"after_": since.isoformat()}},
+        "flow_runs": {"expected_start_time": {"after_": since.isoformat(),
+                                              "before_": datetime.now(UTC).isoformat()}},
         "limit": 200,
     }
     try:
@@ -572,6 +579,9 @@ def main() -> int:
         ).start()
         services.append(server)
         server.wait_http(f"{prefect_api}/health", timeout=180)
+        [row] = asyncio.run(fetch(url, "select coalesce(max(run_id), 0) as id "
+                                       "from catalog_ops.refresh_runs"))
+        last_run = int(row["id"])
         schedule = Service("pricecat schedule", [pricecat, "schedule"],
                            log_dir / "schedule.log", senv).start()
         services.append(schedule)
@@ -579,7 +589,12 @@ def main() -> int:
                                    port=args.api_port or None)
         services.append(api.start())
         api.wait_http(f"{base}/readyz", timeout=120)
-        print(f"services: Prefect {prefect_api}, API {base}, logs {log_dir}", flush=True)
+        print(f"services: Prefect {prefect_api}, API {base}, logs {log_dir}; waiting for the "
+              "first scheduled run to end", flush=True)
+        # steady state: the served deployment has run once (its first run pays start-up costs)
+        schedule.wait_ready(lambda: bool(asyncio.run(fetch(
+            url, "select 1 from catalog_ops.refresh_runs where run_id > $1 and status <> 'running'",
+            last_run))), timeout=300, what="the first scheduled refresh run to end")
 
         [row] = asyncio.run(fetch(url, "select count(*) as n, now() as at "
                                        "from public.product_price_snapshots"))
