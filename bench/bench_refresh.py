@@ -51,11 +51,11 @@ SELLERS_SQL = (
 OID_SQL = "select to_regclass('catalog.catalog_slug_summary')::oid"
 
 NOTES = (
-    "Publish is one transaction of two schema renames; the old schema is kept until a later"
-    " run's cleanup (replicas may still read it). A worse request *during* a refresh waits on"
-    " CPU, not on locks: dbt's build and the readers share the machine's cores. Wall minus flow"
-    " time is the `pricecat refresh` process's own cost (Python + Prefect's ephemeral server);"
-    " the served schedule (`pricecat schedule`) skips most of it."
+    "Publish is one short transaction (grant, two schema renames; the `publish` step above); the"
+    " old schema is kept until a later run's cleanup (replicas may still read it). Wall minus"
+    " flow time is the `pricecat refresh` process's own start-up (Python, Prefect's ephemeral"
+    " server), which the served schedule (`pricecat schedule`, see bench_freshness) does not"
+    " start per run."
 )
 
 
