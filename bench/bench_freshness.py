@@ -252,6 +252,7 @@ async def scraper(soak: Soak, url: str) -> None:
                 conn, args.seed + soak.cycles, datetime.now(UTC),
                 interval=timedelta(seconds=args.cycle_seconds),
             )
+            soak.cycles += 1  # started
             changed = {k for k, _old, _new in stats.extra["price_changes"]}
             size = max(1, math.ceil(len(records) / args.batches))
             for b, lo in enumerate(range(0, len(records), size)):
@@ -286,7 +287,6 @@ async def scraper(soak: Soak, url: str) -> None:
                         task = asyncio.create_task(poll_probe(soak, probe))
                         soak.tasks.add(task)
                         task.add_done_callback(soak.tasks.discard)
-            soak.cycles += 1
             await _sleep_until(cycle_start + args.cycle_seconds, soak.stop_writing)
     finally:
         await conn.close()
@@ -460,7 +460,7 @@ def report(soak: Soak, facts: dict[str, Any]) -> str:
         " nothing new is a no-op), `pricecat serve --workers"
         f" {args.workers}` as `{API_ROLE}`. Scraper: one cycle (one snapshot per slug + seller,"
         f" `pricecat.seed.cycle_records`) every {args.cycle_seconds:g} s, written in"
-        f" {args.batches} COPY transactions spread over the cycle ({soak.cycles} cycles,"
+        f" {args.batches} COPY transactions spread over the cycle ({soak.cycles} cycles started,"
         f" {soak.batches} batches, {soak.rows_written:,} rows in {args.duration:g} s).",
         "",
         "Freshness = from the commit of the batch holding a changed price to the first"
