@@ -1,22 +1,25 @@
-"""Refresh at production scale: wall time and split, reader latency across the publish swap,
-and the refresh time after one more scrape cycle.
+"""Readers across the publish: database reads of the API's product query while incremental
+refreshes build and swap the read models.
 
-    .venv/bin/python -m bench.bench_refresh [--refreshes 3] [--workers 4] [--no-append] [--no-write]
+    .venv/bin/python -m bench.bench_refresh [--refreshes 3] [--workers 4] [--baseline 20]
+        [--no-write]
 
-Against DATABASE_URL (default: database `pricecat` with the 2.08M-row seed, migrated). Each refresh
-is a real `pricecat refresh` subprocess (ephemeral Prefect, dbt build of seeds + staging + marts +
-tests into `catalog_build`, publish by schema swap), so "wall" includes Prefect's start-up; the
-split comes from that run's `catalog_ops.refresh_runs.timings`.
+Against DATABASE_URL (default: database `pricecat` with the 2.08M-row seed, migrated and
+refreshed once, so `catalog` is published). What bench_incremental measures (full rebuild,
+incremental refresh after one scrape cycle, no-op) is not repeated here; this benchmark only asks
+what readers see while refreshes run:
 
-1. one refresh on its own: wall time and split (freshness, build — with dbt's summed node time for
-   models / data tests / unit tests / seeds —, publish, drop of the old schema, generation bump);
-2. a steady stream of API-like reads (`--workers` asyncpg connections as the API role, each issuing
-   the product-by-slug pair of queries — the summary row, then the seller rows — back to back with
-   a 10 ms pause, slugs drawn at random) for a quiet baseline, then during `--refreshes`
-   consecutive refreshes: p50/p99/max latency and errors, overall and in the ±2 s around each
-   publish (a watcher polls the relation OID every 20 ms to time the swap);
-3. `pricecat seed --append-cycle` (timed), then one more refresh.
+1. a steady stream of API-like reads (`--workers` asyncpg connections as the API role, each
+   issuing the product-by-slug pair of queries — the summary row, then the seller rows — back to
+   back with a 10 ms pause, slugs drawn at random) for a quiet `--baseline`;
+2. then `--refreshes` times: `pricecat seed --append-cycle` (one new snapshot per slug + seller),
+   then `pricecat refresh` (incremental: merge, build, test, publish by schema swap; a refresh
+   with nothing new would be a no-op and publish nothing). A watcher polls the relation OID every
+   20 ms to time each swap.
 
+Reported: p50/p99/max latency and errors of the reads, quiet, during the refreshes and in the
+±2 s around each publish; per refresh its wall time and the flow's own step timings
+(`catalog_ops.refresh_runs.timings`: changes, cleanup, build, publish, dbt node time per type).
 Figures go to the "Refresh" section of docs/BENCHMARKS.md (`--no-write` to only print).
 """
 
@@ -27,7 +30,7 @@ import asyncio
 import json
 import os
 import random
-import re
+import subprocess
 import sys
 import time
 from dataclasses import dataclass, field
@@ -35,11 +38,11 @@ from typing import Any
 
 import asyncpg
 
-from bench.common import REPO_ROOT, machine, percentile, replace_section, today
+from bench.common import machine, percentile, replace_section, today
+from bench.procs import PRICECAT, REPO_ROOT
 from pricecat.config import API_ROLE, Settings, parse_database_url, with_user
 
 SECTION = "Refresh"
-PRICECAT = str(REPO_ROOT / ".venv" / "bin" / "pricecat")
 
 SUMMARY_SQL = "select * from catalog.catalog_slug_summary where slug = $1"
 SELLERS_SQL = (
@@ -47,15 +50,12 @@ SELLERS_SQL = (
 )
 OID_SQL = "select to_regclass('catalog.catalog_slug_summary')::oid"
 
-
 NOTES = (
-    "Reading: the swap itself is invisible to readers (publish = one transaction of two schema"
-    " renames, tens of ms; the ±2 s window around each publish is as fast as the baseline) and"
-    " no request failed. The worst request *during* a refresh waits on CPU, not on locks: dbt's"
-    " build and the readers share 2 cores. Wall minus flow time is the `pricecat refresh`"
-    " process's own cost (Python + Prefect ephemeral server start-up, ~15 s); a served"
-    " deployment skips most of it. Freshness is mostly dbt start-up and parse (a full parse"
-    " when the partial-parse cache does not match)."
+    "Publish is one short transaction (grant, two schema renames; the `publish` step above); the"
+    " old schema is kept until a later run's cleanup (replicas may still read it). Wall minus"
+    " flow time is the `pricecat refresh` process's own start-up (Python, Prefect's ephemeral"
+    " server), which the served schedule (`pricecat schedule`, see bench_freshness) does not"
+    " start per run."
 )
 
 
@@ -111,36 +111,49 @@ async def watcher(dsn: str, stream: Stream) -> None:
 async def pricecat(*args: str) -> tuple[int, float, str]:
     t0 = time.monotonic()
     proc = await asyncio.create_subprocess_exec(
-        PRICECAT, *args, stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.STDOUT,
+        str(PRICECAT), *args, stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.STDOUT,
         cwd=REPO_ROOT,
     )
     out, _ = await proc.communicate()
     return proc.returncode or 0, time.monotonic() - t0, out.decode(errors="replace")
 
 
+async def last_run_id(settings: Settings) -> int:
+    conn = await asyncpg.connect(settings.database_url)
+    try:
+        return int(await conn.fetchval(
+            "select coalesce(max(run_id), 0) from catalog_ops.refresh_runs"
+        ))
+    finally:
+        await conn.close()
+
+
 async def refresh(settings: Settings) -> dict[str, Any]:
+    """One `pricecat refresh` that publishes; retried while another run holds the lock."""
     for _attempt in range(40):
+        before = await last_run_id(settings)
         rc, wall, out = await pricecat("refresh")
         if rc != 0:
             sys.stderr.write(out[-5000:])
             raise SystemExit(f"pricecat refresh failed (exit {rc})")
-        published = re.search(r"refresh run (\d+) published", out)
-        if published:
+        conn = await asyncpg.connect(settings.database_url)
+        try:
+            row = await conn.fetchrow(
+                "select run_id, status, duration_seconds, timings from catalog_ops.refresh_runs"
+                " where run_id > $1 and status <> 'skipped' order by run_id limit 1",
+                before,
+            )
+        finally:
+            await conn.close()
+        if row is not None:
             break
         print("  another refresh holds the lock; retrying in 15 s", flush=True)
         await asyncio.sleep(15)
     else:
         raise SystemExit("gave up waiting for the refresh lock")
-    conn = await asyncpg.connect(settings.database_url)
-    try:
-        row = await conn.fetchrow(
-            "select run_id, status, duration_seconds, timings, slug_rows, slug_seller_rows"
-            " from catalog_ops.refresh_runs where run_id = $1",
-            int(published.group(1)),
-        )
-    finally:
-        await conn.close()
-    assert row is not None
+    if row["status"] != "published":
+        raise SystemExit(f"refresh run {row['run_id']} ended '{row['status']}', not published"
+                         " (nothing new?)")
     result = dict(row)
     result["timings"] = json.loads(row["timings"])
     result["wall"] = wall
@@ -152,7 +165,7 @@ async def refresh(settings: Settings) -> dict[str, Any]:
 def stats(samples: list[Sample]) -> dict[str, float]:
     ok = [s.seconds * 1000 for s in samples if s.error is None]
     if not ok:
-        return {"n": 0, "errors": len(samples), "p50": 0, "p99": 0, "max": 0}
+        return {"n": len(samples), "errors": len(samples), "p50": 0, "p99": 0, "max": 0}
     return {
         "n": len(samples),
         "errors": sum(1 for s in samples if s.error is not None),
@@ -164,14 +177,13 @@ def stats(samples: list[Sample]) -> dict[str, float]:
 
 def split_line(r: dict[str, Any]) -> str:
     t = r["timings"]
-    parts = [
+    return ", ".join([
         f"wall {r['wall']:.1f} s (flow {float(r['duration_seconds']):.1f} s)",
-        f"freshness {t.get('freshness', 0):.1f} s",
+        f"changes {t.get('changes', 0) * 1000:.0f} ms",
+        f"cleanup {t.get('cleanup', 0) * 1000:.0f} ms",
         f"build {t.get('build', 0):.1f} s",
         f"publish {t.get('publish', 0) * 1000:.0f} ms",
-        f"drop old {t.get('drop_old', 0) * 1000:.0f} ms",
-    ]
-    return ", ".join(parts)
+    ])
 
 
 def node_line(r: dict[str, Any]) -> str:
@@ -190,6 +202,7 @@ async def main_async(args: argparse.Namespace) -> str:
     settings = Settings.from_env()
     pg = parse_database_url(settings.database_url)
     api_dsn = with_user(settings.database_url, API_ROLE)
+    load = os.getloadavg()
     conn = await asyncpg.connect(settings.database_url)
     try:
         raw_rows = await conn.fetchval("select count(*) from public.product_price_snapshots")
@@ -197,29 +210,41 @@ async def main_async(args: argparse.Namespace) -> str:
         await conn.close()
     print(f"database {pg.dbname}: {raw_rows:,} raw rows", flush=True)
 
-    print("1. single refresh", flush=True)
-    single = await refresh(settings)
-
     conn = await asyncpg.connect(api_dsn)
     try:
         records = await conn.fetch("select slug from catalog.catalog_slug_summary")
         slugs = [r["slug"] for r in records]
     finally:
         await conn.close()
+    if not slugs:
+        raise SystemExit("catalog.catalog_slug_summary is empty: run `pricecat refresh` first")
 
-    print(f"2. {args.workers} readers: {args.baseline} s baseline, then {args.refreshes} refreshes",
-          flush=True)
+    print(f"{args.workers} readers: {args.baseline} s baseline, then {args.refreshes} x"
+          " (append a scrape cycle, refresh)", flush=True)
     stream = Stream()
     tasks = [asyncio.create_task(reader(api_dsn, slugs, stream, i)) for i in range(args.workers)]
     tasks.append(asyncio.create_task(watcher(api_dsn, stream)))
     await asyncio.sleep(args.baseline)
     baseline_end = time.monotonic()
-    during = [await refresh(settings) for _ in range(args.refreshes)]
+    during: list[dict[str, Any]] = []
+    appended: list[float] = []
+    for i in range(args.refreshes):
+        rc, seconds, out = await pricecat("seed", "--append-cycle", "--seed", str(200 + i))
+        if rc != 0:
+            sys.stderr.write(out[-3000:])
+            raise SystemExit("pricecat seed --append-cycle failed")
+        appended.append(seconds)
+        during.append(await refresh(settings))
     load_end = time.monotonic()
     await asyncio.sleep(2)
     stream.stop.set()
     await asyncio.gather(*tasks)
 
+    conn = await asyncpg.connect(settings.database_url)
+    try:
+        rows_after = await conn.fetchval("select count(*) from public.product_price_snapshots")
+    finally:
+        await conn.close()
     baseline = stats([s for s in stream.samples if s.at < baseline_end])
     under = stats([s for s in stream.samples if baseline_end <= s.at <= load_end])
     near = stats([
@@ -229,58 +254,42 @@ async def main_async(args: argparse.Namespace) -> str:
     print("  baseline:", fmt(baseline), "\n  during refreshes:", fmt(under),
           "\n  ±2 s around publish:", fmt(near), f"\n  swaps seen: {len(stream.swaps)}", flush=True)
 
-    append_line = "skipped (--no-append)"
-    after: dict[str, Any] | None = None
-    if args.append:
-        print("3. append one scrape cycle, refresh again", flush=True)
-        rc, seconds, out = await pricecat("seed", "--append-cycle")
-        if rc != 0:
-            sys.stderr.write(out[-3000:])
-            raise SystemExit("pricecat seed --append-cycle failed")
-        conn = await asyncpg.connect(settings.database_url)
-        try:
-            rows_after = await conn.fetchval("select count(*) from public.product_price_snapshots")
-        finally:
-            await conn.close()
-        append_line = (f"`pricecat seed --append-cycle` {seconds:.1f} s "
-                       f"(+{rows_after - raw_rows:,} rows → {rows_after:,})")
-        after = await refresh(settings)
-
+    commit = subprocess.run(["git", "rev-parse", "--short", "HEAD"], cwd=REPO_ROOT,
+                            capture_output=True, text=True, check=False).stdout.strip()
     lines = [
-        f"Command: `.venv/bin/python -m bench.bench_refresh` (refreshes={args.refreshes},"
-        f" workers={args.workers}), database `{pg.dbname}` with {raw_rows:,} raw rows"
-        f" ({single['slug_rows']:,} slugs, {single['slug_seller_rows']:,} slug×seller rows)."
-        f" {machine()}, shared with other jobs; {today()}.",
+        f"Command: `.venv/bin/python -m bench.bench_refresh --refreshes {args.refreshes}"
+        f" --workers {args.workers} --baseline {args.baseline}` on commit `{commit}`, {today()};"
+        f" database `{pg.dbname}`, {raw_rows:,} raw rows at the start, {rows_after:,} after.",
+        f"Machine: {machine()}; load average {load[0]:.1f} / {load[1]:.1f} / {load[2]:.1f} at"
+        " the start.",
         "",
-        "Each refresh is a `pricecat refresh` process: ephemeral Prefect start-up, advisory lock,"
-        " `dbt source freshness`, `dbt build` (seeds, staging view, both marts, data + unit"
-        " tests) into `catalog_build`, publish by schema swap, drop of the old schema, Redis"
-        " generation bump. Wall = the whole process; the split is the flow's own timings"
-        " (`catalog_ops.refresh_runs.timings`); dbt node times are summed per type (2 threads"
-        " overlap).",
+        "Each refresh follows `pricecat seed --append-cycle` (one new snapshot per slug + seller;"
+        f" {', '.join(f'{s:.1f}' for s in appended)} s) and is a `pricecat refresh` process:"
+        " ephemeral Prefect, advisory lock, the `changes` check, cleanup of leftover schemas,"
+        " `dbt build` into `catalog_build` (the incremental state merges the new rows, the marts"
+        " are rebuilt from it, data tests), publish by schema swap. Wall = the whole process;"
+        " the split is the flow's own timings (`catalog_ops.refresh_runs.timings`); dbt node"
+        " times are summed per type (threads overlap). Full rebuild and no-op figures:"
+        " \"Incremental refresh (bench_incremental)\".",
         "",
-        "| run | split | dbt node time |",
+        "| refresh | split | dbt node time |",
         "|---|---|---|",
-        f"| single refresh | {split_line(single)} | {node_line(single)} |",
     ]
     for i, r in enumerate(during, 1):
-        lines.append(f"| under load #{i} | {split_line(r)} | {node_line(r)} |")
-    if after is not None:
-        lines.append(f"| after append-cycle | {split_line(after)} | {node_line(after)} |")
+        lines.append(f"| #{i} under read load | {split_line(r)} | {node_line(r)} |")
     lines += [
-        "",
-        f"Append: {append_line}.",
         "",
         f"Readers: {args.workers} asyncpg connections as `{API_ROLE}`, each issuing the API's"
         " product-by-slug pair (summary row + seller rows, prepared statements, no explicit"
-        " transaction) with a 10 ms pause; latency = both queries.",
+        " transaction) with a 10 ms pause; latency = both queries. An error is an exception or"
+        " an empty answer.",
         "",
         "| window | requests | errors | p50 | p99 | max |",
-        "|---|---|---|---|---|---|",
+        "|---|---:|---:|---:|---:|---:|",
     ]
     for label, st in (
         (f"quiet baseline ({args.baseline} s)", baseline),
-        (f"during {args.refreshes} consecutive refreshes", under),
+        (f"during {args.refreshes} append + refresh rounds", under),
         (f"±2 s around each of the {len(stream.swaps)} publishes", near),
     ):
         lines.append(
@@ -298,7 +307,6 @@ def main() -> None:
     parser.add_argument("--refreshes", type=int, default=3)
     parser.add_argument("--workers", type=int, default=4)
     parser.add_argument("--baseline", type=int, default=20, help="seconds of reads before")
-    parser.add_argument("--no-append", dest="append", action="store_false")
     parser.add_argument("--no-write", dest="write", action="store_false")
     args = parser.parse_args()
     os.environ.setdefault("PREFECT_SERVER_ANALYTICS_ENABLED", "false")

@@ -129,6 +129,10 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--now", default=None, metavar="TIMESTAMP",
                    help="timestamp of the newest scrape (ISO 8601, UTC); default: now, to the "
                         "minute")
+    p.add_argument("--history-multiplier", type=int, default=1, metavar="N",
+                   help="the same catalogue (slugs, codes, sellers) over N times the 120-day "
+                        "window, with N times --rows (10 = the benchmarks' 10x history, 20.8M "
+                        "rows)")
     p.add_argument("--append-cycle", action="store_true",
                    help="append one scrape cycle after the newest snapshot instead of seeding")
     p.add_argument("--if-empty", action="store_true", help="do nothing when the table has rows")

@@ -8,7 +8,15 @@ listings are all visited in the last cycle, which ends exactly at ``--now`` (fre
 Everything is drawn from one ``random.Random(seed)`` consumed in a fixed order, so a given
 ``--seed``/``--now``/``--rows``/``--slugs`` always produces byte-identical rows. Rows are
 streamed through ``COPY`` (asyncpg ``copy_records_to_table``) in ``scraped_at`` order, like the
-real scraper appends them.
+real scraper appends them: only the catalogue and the visit schedule (4 bytes per row) are held in
+memory, never the rows.
+
+``--history-multiplier N`` keeps the catalogue (the same slugs, codes, sellers and listings: it is
+drawn before anything that depends on the row count) and makes N times the rows over N times the
+window (N x 120 days, N x the crawl cycles, still one every ~3 hours), so every listing has about N
+times the snapshots: the benchmarks' "10x history" (``--history-multiplier 10``: 20.8M rows). On a
+fresh database all of it lands in the history partition (everything before next month, see
+``pricecat.partitions``), like a converted production table.
 
 Shape (defaults): 11,059 slugs, exactly 11,399 distinct (slug, product_code) pairs (some products
 are listed under 2-3 codes, as on the real site; scaled for other ``--slugs``), 8 sellers with
@@ -27,6 +35,7 @@ import re
 import sys
 import time
 import unicodedata
+from array import array
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
@@ -59,7 +68,7 @@ DEFAULT_SLUGS = 11_059
 #: distinct (slug, product_code) pairs at the default slug count (the legacy by-code model's size)
 DEFAULT_PAIRS = 11_399
 WINDOW = timedelta(days=120)
-MIN_CYCLES = 960  # one crawl cycle every 3 hours over 120 days
+MIN_CYCLES = 960  # one crawl cycle every 3 hours over 120 days (times the history multiplier)
 CHUNK_ROWS = 50_000
 
 EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
@@ -358,17 +367,24 @@ class SeedStats:
 class Generator:
     """Builds the catalogue, then yields rows cycle by cycle in scraped_at order."""
 
-    def __init__(self, rows: int, slugs: int, seed: int, now: datetime) -> None:
+    def __init__(self, rows: int, slugs: int, seed: int, now: datetime,
+                 history_multiplier: int = 1) -> None:
+        """`rows` in total (the CLI passes --rows x --history-multiplier) over
+        `history_multiplier` x WINDOW."""
         if slugs < 1:
             raise ValueError("--slugs must be at least 1")
+        if history_multiplier < 1:
+            raise ValueError("--history-multiplier must be at least 1")
         self.rows = rows
+        self.multiplier = history_multiplier
+        self.window = WINDOW * history_multiplier
         self.slug_count = slugs
         self.seed = seed
         self.now = now
         self.rng = random.Random(seed)
         self.listings: list[Listing] = []
         self.pairs: set[tuple[str, str]] = set()
-        self.cycles = MIN_CYCLES
+        self.cycles = MIN_CYCLES * history_multiplier
         self._decimals: dict[int, Decimal] = {}
         self._build_catalogue()
         if rows < len(self.listings):
@@ -519,7 +535,7 @@ class Generator:
         order = sorted(range(len(listings)), key=lambda i: (floors[i] - shares[i], i))
         for i in order[:left]:
             floors[i] += 1
-        need = MIN_CYCLES
+        need = MIN_CYCLES * self.multiplier
         for li, extra in zip(listings, floors, strict=True):
             li.n = 1 + extra
             frac = li.end_frac - li.start_frac
@@ -536,10 +552,11 @@ class Generator:
             self._decimals[cents] = dec
         return dec
 
-    def _schedule(self) -> list[list[int]]:
+    def _schedule(self) -> list[array[int]]:
+        """Per crawl cycle, the indexes of the listings visited in it (4 bytes per row)."""
         cycles = self.cycles
         last = cycles - 1
-        buckets: list[list[int]] = [[] for _ in range(cycles)]
+        buckets: list[array[int]] = [array("I") for _ in range(cycles)]
         rand = self.rng.random
         for li in self.listings:
             start = int(li.start_frac * last)
@@ -566,7 +583,7 @@ class Generator:
         cycles = self.cycles
         buckets = self._schedule()
         now_us = (self.now - EPOCH) // timedelta(microseconds=1)
-        period_us = (WINDOW // timedelta(microseconds=1)) // (cycles - 1)
+        period_us = (self.window // timedelta(microseconds=1)) // (cycles - 1)
         offsets = [int(period_us * 0.3 * k / len(SELLERS)) for k in range(len(SELLERS))]
         budget = period_us * 0.6
         decimal = self._decimal
@@ -704,9 +721,10 @@ async def _copy(conn: asyncpg.Connection, rows: Iterator[tuple[Any, ...]], total
 
 
 async def seed_table(conn: asyncpg.Connection, rows: int, slugs: int, seed: int,
-                     now: datetime) -> SeedStats:
+                     now: datetime, history_multiplier: int = 1) -> SeedStats:
+    """`rows` snapshots in total over `history_multiplier` x WINDOW ending at `now`."""
     started = time.monotonic()
-    gen = Generator(rows, slugs, seed, now)
+    gen = Generator(rows, slugs, seed, now, history_multiplier)
     stats = SeedStats(slugs=slugs, pairs=len(gen.pairs), listings=len(gen.listings),
                       cycles=gen.cycles)
 
@@ -774,14 +792,16 @@ def _flip_availability(seller: str, text: str | None, rng: random.Random) -> str
     return rng.choice(in_texts)
 
 
-async def append_cycle(
+async def cycle_records(
     conn: asyncpg.Connection,
     seed: int,
     now: datetime | None,
     interval: timedelta = timedelta(minutes=15),
-) -> SeedStats:
-    """One new snapshot per existing (slug, seller), all after the table's newest scraped_at:
-    at ``interval`` after it, or at ``now`` when that is later."""
+) -> tuple[list[tuple[Any, ...]], SeedStats]:
+    """The rows of one scrape cycle (COLUMNS order, not written): one new snapshot per existing
+    (slug, seller), all after the table's newest scraped_at: at ``interval`` after it, or at
+    ``now`` when that is later. ``stats.extra["price_changes"]`` lists (index in the rows, old
+    price, new price) of the rows whose price changed to another non-NULL price."""
     started = time.monotonic()
     max_ts: datetime | None = await conn.fetchval(
         "select max(scraped_at) from public.product_price_snapshots"
@@ -811,6 +831,7 @@ async def append_cycle(
     records: list[tuple[Any, ...]] = []
     ordered = sorted(latest, key=lambda r: (r["seller"], r["product_name_normalized"]))
     null_prices = 0
+    price_changes: list[tuple[int, Decimal | None, Decimal]] = []
     for k, rec in enumerate(ordered):
         back = span * (n - 1 - k) / max(1, n - 1)
         scraped_at = cycle_at - timedelta(seconds=round(back, 6))
@@ -826,20 +847,36 @@ async def append_cycle(
             price = None
         if price is None:
             null_prices += 1
+        elif price != rec["price"]:
+            price_changes.append((k, rec["price"], price))
         records.append((
             scraped_at, rec["seller"], rec["product_code"], rec["product_name_original"],
             rec["product_name_normalized"], price, availability, rec["url"], rec["image_url"],
             rec["description"], rec["categories"],
         ))
+    stats = SeedStats(rows=n, listings=n, null_prices=null_prices,
+                      max_scraped_at=records[-1][0] if records else None)
+    stats.slugs = len({r["product_name_normalized"] for r in latest})
+    stats.pairs = len({(r["product_name_normalized"], r["product_code"]) for r in latest})
+    stats.extra["price_changes"] = price_changes
+    stats.seconds = time.monotonic() - started
+    return records, stats
+
+
+async def append_cycle(
+    conn: asyncpg.Connection,
+    seed: int,
+    now: datetime | None,
+    interval: timedelta = timedelta(minutes=15),
+) -> SeedStats:
+    """One scrape cycle (`cycle_records`) written in one COPY transaction."""
+    started = time.monotonic()
+    records, stats = await cycle_records(conn, seed, now, interval)
     async with conn.transaction():
         await conn.copy_records_to_table(
             "product_price_snapshots", schema_name="public", columns=list(COLUMNS),
             records=records,
         )
-    stats = SeedStats(rows=n, listings=n, null_prices=null_prices,
-                      max_scraped_at=records[-1][0] if records else None)
-    stats.slugs = len({r["product_name_normalized"] for r in latest})
-    stats.pairs = len({(r["product_name_normalized"], r["product_code"]) for r in latest})
     stats.seconds = time.monotonic() - started
     return stats
 
@@ -889,9 +926,14 @@ async def _run(settings: Settings, args: argparse.Namespace) -> int:
         if extra_indexes:
             log.warning("the raw table has %s secondary indexes: COPY will be slower "
                         "(seed after `pricecat migrate --no-indexes`)", extra_indexes)
-        stats = await seed_table(conn, args.rows, args.slugs, args.seed, now)
+        multiplier = getattr(args, "history_multiplier", 1)
+        if multiplier < 1:
+            raise ValueError("--history-multiplier must be at least 1")
+        stats = await seed_table(conn, args.rows * multiplier, args.slugs, args.seed, now,
+                                 multiplier)
+        history = f" over {multiplier} x {WINDOW.days} days" if multiplier > 1 else ""
         print(
-            f"seed: {stats.rows:,} rows, {stats.slugs:,} slugs, {stats.pairs:,} "
+            f"seed: {stats.rows:,} rows{history}, {stats.slugs:,} slugs, {stats.pairs:,} "
             f"(slug, product_code) pairs, {stats.listings:,} (slug, seller) listings, "
             f"{stats.null_prices:,} null prices, newest {stats.max_scraped_at}, "
             f"{stats.seconds:.1f} s"

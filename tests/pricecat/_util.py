@@ -25,6 +25,7 @@ def seed_args(**overrides: Any) -> argparse.Namespace:
         "seed": 7,
         "now": "2025-03-01T12:00:00Z",
         "append_cycle": False,
+        "history_multiplier": 1,
         "if_empty": False,
         "truncate": False,
     }

@@ -320,3 +320,115 @@ def test_cli_seed(scratch: Settings) -> None:
     assert proc.returncode == 0, proc.stderr
     assert "3,000 rows, 100 slugs, 103 (slug, product_code) pairs" in proc.stdout
     assert fetchval(scratch, "select count(*) from public.product_price_snapshots") == 3_000
+
+
+def test_history_multiplier(scratch: Settings) -> None:
+    """--history-multiplier 3: the same catalogue, 3x the rows, 3x further back, same end."""
+    small = {"rows": 4_000, "slugs": 150}
+    listings_sql = (
+        "select distinct product_name_normalized, seller, product_code "
+        "from public.product_price_snapshots"
+    )
+    assert run_seed(scratch, **small) == 0
+    one = {tuple(r) for r in helpers.fetch(scratch, listings_sql)}
+    one_first = fetchval(scratch, "select min(scraped_at) from public.product_price_snapshots")
+
+    assert run_seed(scratch, truncate=True, history_multiplier=3, **small) == 0
+    three = {tuple(r) for r in helpers.fetch(scratch, listings_sql)}
+    assert three == one  # same slugs, sellers and codes
+    assert {r[0] for r in three} == {r[0] for r in one}
+    assert len({r[0] for r in three}) == 150
+    row = helpers.fetch(
+        scratch,
+        """
+        select count(*) as n, min(scraped_at) as first_at, max(scraped_at) as last_at
+        from public.product_price_snapshots
+        """,
+    )[0]
+    assert row["n"] == 12_000
+    assert row["last_at"] == NOW
+    # 1x reaches back 100-121 days (see test_time_window_order_and_freshness); 3x: 300-363
+    assert NOW - timedelta(days=363) <= row["first_at"] <= NOW - timedelta(days=300)
+    back_one = (NOW - one_first).total_seconds()
+    back_three = (NOW - row["first_at"]).total_seconds()
+    assert 2.8 <= back_three / back_one <= 3.2, (back_one, back_three)
+    # every listing gets more snapshots: the 3x history is denser per listing, not wider
+    per_listing = helpers.fetch(
+        scratch,
+        """
+        select avg(n)::float8 as mean
+        from (
+            select count(*) as n from public.product_price_snapshots
+            group by product_name_normalized, seller
+        ) as t
+        """,
+    )[0]
+    assert per_listing["mean"] == pytest.approx(12_000 / len({(r[0], r[1]) for r in one}))
+    # the past lands in the history partition, not in DEFAULT
+    assert fetchval(
+        scratch, "select count(*) from public.product_price_snapshots_default"
+    ) == 0
+    # deterministic, and --rows / --slugs still mean what they say
+    first = fetchval(scratch, CHECKSUM_SQL)
+    assert run_seed(scratch, truncate=True, history_multiplier=3, **small) == 0
+    assert fetchval(scratch, CHECKSUM_SQL) == first
+    assert run_seed(scratch, truncate=True, history_multiplier=0, **small) == 2
+
+
+def test_cli_history_multiplier(scratch: Settings) -> None:
+    root = Path(__file__).resolve().parents[2]
+    env = {**os.environ, "DATABASE_URL": scratch.database_url}
+    proc = subprocess.run(
+        [str(Path(sys.executable).parent / "pricecat"), "seed", "--rows", "3000", "--slugs",
+         "100", "--seed", "3", "--now", "2025-01-01T00:00:00Z", "--history-multiplier", "2"],
+        cwd=root, env=env, capture_output=True, text=True, timeout=300, check=False,
+    )
+    assert proc.returncode == 0, proc.stderr
+    assert "6,000 rows over 2 x 120 days, 100 slugs" in proc.stdout
+    assert fetchval(scratch, "select count(*) from public.product_price_snapshots") == 6_000
+
+
+def test_cycle_records_reports_the_price_changes(scratch: Settings) -> None:
+    """seed.cycle_records' price_changes = the listings whose new row has another non-NULL price
+    than their previous newest row (counted here in SQL after writing the rows)."""
+    import asyncio
+
+    import asyncpg
+
+    assert run_seed(scratch, rows=4_000, slugs=150) == 0
+
+    async def go() -> tuple[list[tuple[object, ...]], list[tuple[int, object, object]]]:
+        conn = await asyncpg.connect(scratch.database_url)
+        try:
+            records, stats = await seed.cycle_records(conn, 5, None)
+            await conn.copy_records_to_table(
+                "product_price_snapshots", schema_name="public", columns=list(seed.COLUMNS),
+                records=records,
+            )
+            return records, stats.extra["price_changes"]
+        finally:
+            await conn.close()
+
+    records, changes = asyncio.run(go())
+    changed_in_sql = helpers.fetch(
+        scratch,
+        """
+        with ranked as (
+            select
+                product_name_normalized as slug, seller, price,
+                row_number() over (
+                    partition by product_name_normalized, seller order by scraped_at desc, id desc
+                ) as rn
+            from public.product_price_snapshots
+        )
+        select a.slug, a.seller, b.price as old_price, a.price as new_price
+        from ranked as a
+        inner join ranked as b on a.slug = b.slug and a.seller = b.seller
+        where a.rn = 1 and b.rn = 2 and a.price is not null and a.price is distinct from b.price
+        """,
+    )
+    assert changes  # ~3 % of the ~450 listings
+    assert {(r["slug"], r["seller"], r["old_price"], r["new_price"]) for r in changed_in_sql} == {
+        (records[k][4], records[k][1], old, new) for k, old, new in changes
+    }
+    assert all(records[k][5] == new for k, _old, new in changes)
