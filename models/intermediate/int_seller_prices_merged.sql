@@ -39,6 +39,9 @@
 
 {%- set full = not is_incremental() or state_full_rebuild() %}
 
+-- read by the incremental branch only
+-- depends_on: {{ ref('int_price_snapshots_arrived') }}
+
 with
 
 {% if full %}
