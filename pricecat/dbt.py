@@ -27,6 +27,10 @@ def dbt_env(settings: Settings, schema: str) -> dict[str, str]:
         PRICECAT_DBT_SCHEMA=schema,
         DBT_SEND_ANONYMOUS_USAGE_STATS="false",
         DO_NOT_TRACK="1",
+        # JIT compiles the staging view's long expressions for seconds per statement, and the
+        # incremental models' plans cost enough to trigger it even when they read a few rows
+        # (docs/BENCHMARKS.md, "Incremental refresh"): dbt's sessions run without it
+        PGOPTIONS=f"{os.environ.get('PGOPTIONS', '')} -c jit=off".strip(),
     )
     return env
 

@@ -15,10 +15,23 @@
     other; the overlap catches ids that committed after a higher id was merged. On a full rebuild
     (`state_full_rebuild`) the arrivals are the ids above `max(raw id) - snapshot_id_overlap`: the
     rows the ledger then records. docs/DESIGN.md, "Incremental state", says why this is safe.
-    A table in the build schema: read by int_seller_offers_merged and by its post-hook.
+    Incrementally the ledger's max id is read when this model compiles and written into the SQL
+    as a literal (nothing changes the ledger before int_seller_offers_merged's post-hook, later in
+    the run): behind a subquery the planner guesses a third of the raw table and scans all of it
+    in parallel instead of reading the ids above the bound through the primary key. (Looking the
+    new ids up first and passing them as `= any(array(...))` is no better: the planner then
+    expects a handful of rows and drops the memoized availability lookup, 10x slower.)
+    A table in the build schema: read by int_seller_offers_merged, int_seller_prices_merged and
+    by the post-hook.
 #}
 
 {%- set full = state_full_rebuild() %}
+{%- set ledger_max = 0 %}
+{%- if execute and not full %}
+    {%- set ledger_max = run_query(
+        'select coalesce(max(snapshot_id), 0) from ' ~ snapshot_ledger()
+    ).columns[0].values()[0] %}
+{%- endif %}
 
 with
 
@@ -81,8 +94,7 @@ lower_bound as (
         select coalesce(max(snapshots.snapshot_id), 0) - {{ var('snapshot_id_overlap') }} as snapshot_id
         from snapshots
     {% else %}
-        select coalesce(max(ledger.snapshot_id), 0) - {{ var('snapshot_id_overlap') }} as snapshot_id
-        from {{ snapshot_ledger() }} as ledger
+        select {{ ledger_max }}::bigint - {{ var('snapshot_id_overlap') }} as snapshot_id
     {% endif %}
 ),
 
@@ -90,7 +102,11 @@ final as (
     select snapshots.*
     from snapshots
     where
-        snapshots.snapshot_id > (select lower_bound.snapshot_id from lower_bound)
+        {% if full %}
+            snapshots.snapshot_id > (select lower_bound.snapshot_id from lower_bound)
+        {% else %}
+            snapshots.snapshot_id > {{ ledger_max }}::bigint - {{ var('snapshot_id_overlap') }}
+    {% endif %}
     {% if not full %}
             and not exists (
                 select from {{ snapshot_ledger() }} as ledger

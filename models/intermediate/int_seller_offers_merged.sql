@@ -35,6 +35,10 @@
 {%- set full = not is_incremental() or state_full_rebuild() %}
 {%- set overlap = var('snapshot_id_overlap') %}
 
+-- runs after the price-step state, so a failure there never lets the ledger (this model's
+-- post-hook) mark rows as merged that int_seller_prices_merged has not seen
+-- depends_on: {{ ref('int_seller_prices_merged') }}
+
 with
 
 arrived as (

@@ -1,7 +1,6 @@
 {{
     config(
         materialized='table',
-        pre_hook=["set local work_mem = '512MB'"],
         indexes=[
             {'columns': ['slug', 'seller', 'valid_from']},
         ],
@@ -15,65 +14,57 @@
     never start a step. A row holds `price` from `valid_from` until `valid_to` (exclusive; NULL =
     still in force at `as_of`). Snapshots after `as_of` (the dbt var `as_of`, default the build's
     start) are ignored, so a fixture build is deterministic.
-    One sort by (slug, seller, scraped_at, snapshot_id) serves the three window passes. A table:
-    read by catalog_slug_seller_deals and catalog_deal_events; keyed by (slug, seller, valid_from)
-    so it can become incremental (recompute the keys touched by new snapshots).
+    Unnests the incremental state int_seller_prices_merged (the whole step function of each
+    offer, a few steps per offer), never the raw history: the steps up to as_of are the step
+    function of the snapshots up to as_of (a step depends only on earlier snapshots, and tied
+    snapshots share their scraped_at), so as_of only cuts each offer's step list. A table: read
+    by catalog_slug_seller_deals and catalog_deal_events.
 #}
 
 {%- set as_of = var('as_of', none) or run_started_at.isoformat() %}
 
 with
 
-snapshots as (
+offers as (
     select
-        snapshot_id,
-        price,
-        scraped_at,
-        slug collate "C" as slug,
-        seller collate "C" as seller
-    from {{ ref('stg_scraper__product_price_snapshots') }}
-    where
-        price is not null
-        and scraped_at <= '{{ as_of }}'::timestamptz
+        slug,
+        seller,
+        step_valid_from,
+        step_price,
+        step_snapshot_id
+    from {{ ref('int_seller_prices_merged') }}
 ),
 
--- of several priced snapshots at the same instant only the highest id is ever in force
-marked as (
-    select
-        *,
-        lead(scraped_at) over seller_history as next_scraped_at
-    from snapshots
-    window seller_history as (partition by slug, seller order by scraped_at asc, snapshot_id asc)
+as_of as (
+    select '{{ as_of }}'::timestamptz as as_of
 ),
 
-in_force as (
+-- the arrays are in time order: the previous step is at n - 1, the next at n + 1 (NULL past the ends)
+steps as (
     select
-        *,
-        lag(price) over seller_history as previous_price
-    from marked
-    where next_scraped_at is distinct from scraped_at
-    window seller_history as (partition by slug, seller order by scraped_at asc, snapshot_id asc)
-),
-
-changed as (
-    select
-        *,
-        lead(scraped_at) over seller_history as valid_to
-    from in_force
-    where previous_price is distinct from price
-    window seller_history as (partition by slug, seller order by scraped_at asc, snapshot_id asc)
+        offers.slug,
+        offers.seller,
+        offers.step_snapshot_id[step.step_number] as snapshot_id,
+        offers.step_price[step.step_number] as price,
+        offers.step_price[step.step_number - 1] as previous_price,
+        offers.step_valid_from[step.step_number] as valid_from,
+        offers.step_valid_from[step.step_number + 1] as next_valid_from
+    from offers
+    cross join lateral generate_subscripts(offers.step_valid_from, 1) as step (step_number)
 ),
 
 final as (
     select
-        slug collate "default" as slug, -- noqa: RF02
-        seller collate "default" as seller, -- noqa: RF02
-        snapshot_id,
-        price::numeric(12, 2) as price,
-        previous_price::numeric(12, 2) as previous_price,
-        scraped_at as valid_from,
-        valid_to
-    from changed
+        steps.slug,
+        steps.seller,
+        steps.snapshot_id,
+        steps.price::numeric(12, 2) as price,
+        steps.previous_price::numeric(12, 2) as previous_price,
+        steps.valid_from,
+        case when steps.next_valid_from <= as_of.as_of then steps.next_valid_from end as valid_to
+    from steps
+    cross join as_of
+    where steps.valid_from <= as_of.as_of
 )
 
 select * from final

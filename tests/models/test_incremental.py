@@ -1,13 +1,15 @@
 """Incremental refresh = full rebuild: after every appended scraper cycle, the marts built from the
 incremental state (int_seller_offers_merged, merged run by run) are identical, row by row and
-column by column (price_points included), to the marts of a full rebuild of the same raw table.
+column by column (price_points included), to the marts of a full rebuild of the same raw table;
+so are the deals models (int_seller_prices_changed from the incremental price-step state
+int_seller_prices_merged, and the deals marts), both built with the same fixed dbt var `as_of`.
 
 One throwaway database holds the raw rows; two dbt targets read it: `inc` (state in
 `inc_state`, built incrementally after each cycle) and `rebuilt` (state in `rebuilt_state`,
 `--full-refresh` every time). The cycles cover new prices, sell-outs, NULL prices, late rows
 older than the watermark carrying a new lowest price, brand-new games, a new seller on an old
-game, quarantined rows, and ids committing out of order (a transaction that took its ids before
-a refresh commits after it).
+game, quarantined rows, a row after `as_of`, ties on scraped_at, and ids committing out of order
+(a transaction that took its ids before a refresh commits after it).
 """
 
 from __future__ import annotations
@@ -31,8 +33,15 @@ from tests.fixtures.snapshots import ROWS
 MARTS = {
     "catalog_slug_seller_summary": "slug, seller",
     "catalog_slug_summary": "slug",
+    "int_seller_prices_changed": "slug, seller, valid_from",
+    "catalog_slug_seller_deals": "slug, seller",
+    "catalog_slug_market_lows": "slug",
+    "catalog_deal_events": "slug, seller, happened_at, event_type, price",
 }
 MAX_SCRAPED_AT = max(r["scraped_at"] for r in ROWS)
+#: both builds see the same time; the cycles below add rows up to MAX_SCRAPED_AT + ~1 h, and one
+#: row after AS_OF (which every deals model must ignore)
+AS_OF = MAX_SCRAPED_AT + timedelta(days=1)
 
 
 def _latest(slug: str, seller: str) -> dict[str, Any]:
@@ -49,7 +58,7 @@ def db(base_settings: Settings) -> Iterator[Settings]:
 def build(settings: Settings, schema: str, *, full: bool) -> None:
     args = [
         "build", "--exclude", "resource_type:unit_test",
-        "--vars", json.dumps({"state_schema": f"{schema}_state"}),
+        "--vars", json.dumps({"state_schema": f"{schema}_state", "as_of": AS_OF.isoformat()}),
     ]
     if full:
         args.append("--full-refresh")
@@ -88,6 +97,17 @@ def offer(settings: Settings, slug: str, seller: str) -> asyncpg.Record:
     return rows[0]
 
 
+def steps(settings: Settings, slug: str, seller: str) -> list[tuple[Any, ...]]:
+    """(valid_from, price, previous_price, valid_to) of one offer's price steps (incremental)."""
+    rows = helpers.fetch(
+        settings,
+        "select valid_from, price, previous_price, valid_to from inc.int_seller_prices_changed"
+        " where slug = $1 and seller = $2 order by valid_from",
+        slug, seller,
+    )
+    return [tuple(r.values()) for r in rows]
+
+
 def arrived_count(settings: Settings) -> int:
     sql = "select count(*) as n from inc.int_price_snapshots_arrived"
     n: int = helpers.fetch(settings, sql)[0]["n"]
@@ -114,6 +134,10 @@ def test_incremental_refreshes_equal_full_rebuilds(db: Settings) -> None:
     assert azul["current_price"] == Decimal("1.00") and azul["min_price"] == Decimal("1.00")
     assert azul["lowest_price_at"] == t1
     assert azul["snapshot_count"] == base["snapshot_count"] + 2  # the cycle row + the price row
+    # the cycle row (old price) and the 1.00 row share t1: the higher id (1.00) is in force
+    azul_steps = steps(db, "azul", "tlamagames")
+    assert azul_steps[-1] == (t1, Decimal("1.00"), base["current_price"], None)
+    assert azul_steps[-2][3] == t1
 
     # 2. late rows (older than every merged row) with a new lowest price; a brand-new game; a new
     #    seller on an old game; quarantined rows (negative price, blank seller)
@@ -128,12 +152,20 @@ def test_incremental_refreshes_equal_full_rebuilds(db: Settings) -> None:
          "seller": "novy-obchod", "price": Decimal("2.00")},
         {**_latest("azul", "tlamagames"), "scraped_at": t1, "price": Decimal("-1.00")},
         {**_latest("azul", "tlamagames"), "scraped_at": t1, "seller": " "},
+        # after as_of: in the offer state, in no deals model
+        {**_latest("dixit", "tlamagase"), "scraped_at": AS_OF + timedelta(hours=1),
+         "price": Decimal("0.10")},
     ])
     assert_incremental_equals_full(db)
     bang = offer(db, "bang", "tlamagames")
     assert bang["min_price"] == Decimal("0.50") and bang["lowest_price_at"] == late
     assert offer(db, "uplne-nova-hra", "tlamagames")["snapshot_count"] == 1
     assert offer(db, "azul", "novy-obchod")["current_price"] == Decimal("2.00")
+    bang_steps = steps(db, "bang", "tlamagames")
+    assert (late, Decimal("0.50")) in [(s[0], s[1]) for s in bang_steps]
+    assert offer(db, "dixit", "tlamagase")["current_price"] == Decimal("0.10")
+    dixit_steps = steps(db, "dixit", "tlamagase")
+    assert dixit_steps[-1][3] is None and Decimal("0.10") not in [s[1] for s in dixit_steps]
 
     # 3. ids committing out of order: a transaction takes its ids, a later one commits, the
     #    refresh runs, then the first commits (a late row, too: same scraped_at as the latest,
@@ -165,9 +197,15 @@ def test_incremental_refreshes_equal_full_rebuilds(db: Settings) -> None:
     azul = offer(db, "azul", "tlamagames")
     # same scraped_at: the higher id (3.00, committed first) stays the latest
     assert azul["current_price"] == Decimal("3.00") and azul["min_price"] == Decimal("0.25")
+    # ... and the only price in force at t3: the 0.25 row never starts a step
+    azul_steps = steps(db, "azul", "tlamagames")
+    assert azul_steps[-2:] == [
+        (t1, Decimal("1.00"), base["current_price"], t3),
+        (t3, Decimal("3.00"), Decimal("1.00"), None),
+    ]
 
     # 4. nothing new: nothing arrives, nothing changes
-    before = mart_rows(db, "inc", "catalog_slug_seller_summary")
+    before = {mart: mart_rows(db, "inc", mart) for mart in MARTS}
     build(db, "inc", full=False)
     assert arrived_count(db) == 0
-    assert mart_rows(db, "inc", "catalog_slug_seller_summary") == before
+    assert {mart: mart_rows(db, "inc", mart) for mart in MARTS} == before

@@ -1,0 +1,232 @@
+{{
+    config(
+        materialized='incremental',
+        schema='state',
+        unique_key=['slug', 'seller'],
+        incremental_strategy='delete+insert',
+        on_schema_change='fail',
+        pre_hook=["set local work_mem = '512MB'"],
+        post_hook=["analyze {{ this }}"],
+        indexes=[
+            {'columns': ['slug', 'seller'], 'unique': true},
+        ],
+    )
+}}
+
+{#
+    The incremental state of the price in force of every (slug, seller) offer with a priced
+    snapshot, in the schema `state_schema` (never swapped): one row per offer holding its whole
+    step function as three parallel arrays in time order (step_valid_from, step_price,
+    step_snapshot_id). int_seller_prices_changed unnests it each run (and applies `as_of`).
+    The price in force at t is the offer's latest snapshot at or before t with a non-NULL price;
+    of several priced snapshots with the same scraped_at only the highest id is in force; a step
+    starts where the price in force changes.
+
+    Incrementally, only the offers touched by this run's arrivals (int_price_snapshots_arrived,
+    priced and accepted) are rewritten (delete+insert on slug, seller). If every arrival of an
+    offer is strictly later than `last_priced_at` (the latest priced scraped_at the offer's state
+    has seen), its steps are EXTENDED: the arrivals' in-force rows are compared with the last
+    stored step's price. Otherwise (a late row, or a row at the same scraped_at as a seen one,
+    which may win the tie) the offer is recomputed from its whole priced history. On a full
+    rebuild (`--full-refresh`, or `state_full_rebuild` when the offer state or the ledger is
+    missing) every offer is computed from the whole history by the same code.
+
+    Runs before int_seller_offers_merged (which records the snapshot ledger; see its depends_on),
+    so a failure here never lets the ledger mark rows as merged that this state has not seen; an
+    arrival that this state has merged already sorts at or before `last_priced_at` and only
+    recomputes its offer.
+#}
+
+{%- set full = not is_incremental() or state_full_rebuild() %}
+
+-- read by the incremental branch only
+-- depends_on: {{ ref('int_price_snapshots_arrived') }}
+
+with
+
+{% if full %}
+
+    history as (
+        select
+            snapshot_id,
+            slug,
+            seller,
+            price,
+            scraped_at
+        from {{ ref('stg_scraper__product_price_snapshots') }}
+        where price is not null
+    ),
+
+{% else %}
+
+    arrived as (
+        select
+            snapshot_id,
+            slug,
+            seller,
+            price,
+            scraped_at
+        from {{ ref('int_price_snapshots_arrived') }}
+        where
+            not is_quarantined
+            and price is not null
+    ),
+
+    prior as (
+        select
+            previous_state.slug,
+            previous_state.seller,
+            previous_state.last_priced_at,
+            previous_state.step_valid_from,
+            previous_state.step_price,
+            previous_state.step_snapshot_id
+        from {{ this }} as previous_state
+        where exists (
+            select from arrived
+            where
+                arrived.slug = previous_state.slug
+                and arrived.seller = previous_state.seller
+        )
+    ),
+
+    -- offers receiving a priced row at or before the latest priced row they have seen: a late
+    -- row changes steps in the middle, a row at the same instant may win the tie
+    late_offers as (
+        select distinct
+            prior.slug,
+            prior.seller
+        from prior
+        inner join arrived
+            on
+                prior.slug = arrived.slug
+                and prior.seller = arrived.seller
+        where arrived.scraped_at <= prior.last_priced_at
+    ),
+
+    prior_merged as (
+        select
+            prior.slug,
+            prior.seller,
+            prior.step_valid_from,
+            prior.step_price,
+            prior.step_snapshot_id,
+            prior.step_price[cardinality(prior.step_price)] as last_price
+        from prior
+        where not exists (
+            select from late_offers
+            where late_offers.slug = prior.slug and late_offers.seller = prior.seller
+        )
+    ),
+
+    history as (
+        select
+            staged.snapshot_id,
+            staged.slug,
+            staged.seller,
+            staged.price,
+            staged.scraped_at
+        from {{ ref('stg_scraper__product_price_snapshots') }} as staged
+        inner join late_offers
+            on staged.slug = late_offers.slug and staged.seller = late_offers.seller
+        where staged.price is not null
+        union all
+        select
+            arrived.snapshot_id,
+            arrived.slug,
+            arrived.seller,
+            arrived.price,
+            arrived.scraped_at
+        from arrived
+        where not exists (
+            select from late_offers
+            where late_offers.slug = arrived.slug and late_offers.seller = arrived.seller
+        )
+    ),
+
+{% endif %}
+
+-- of several priced snapshots at the same instant only the highest id is ever in force; one sort
+-- by (slug, seller, scraped_at, snapshot_id) serves both windows ("C" keys sort faster)
+marked as (
+    select
+        snapshot_id,
+        price,
+        scraped_at,
+        slug collate "C" as slug,
+        seller collate "C" as seller,
+        lead(scraped_at) over offer_history as next_scraped_at
+    from history
+    window
+        offer_history as (
+            partition by slug collate "C", seller collate "C"
+            order by scraped_at asc, snapshot_id asc
+        )
+),
+
+in_force as (
+    select
+        marked.snapshot_id,
+        marked.price,
+        marked.scraped_at,
+        marked.slug,
+        marked.seller,
+        {% if full %}
+            lag(marked.price) over offer_history as previous_price
+        {% else %}
+            case
+                when row_number() over offer_history = 1 then prior_merged.last_price
+                else lag(marked.price) over offer_history
+            end as previous_price
+        {% endif %}
+    from marked
+    {% if not full %}
+        left join prior_merged
+            on marked.slug = prior_merged.slug and marked.seller = prior_merged.seller
+    {% endif %}
+    where marked.next_scraped_at is distinct from marked.scraped_at
+    window offer_history as (partition by marked.slug, marked.seller order by marked.scraped_at asc)
+),
+
+batch as (
+    select
+        slug,
+        seller,
+        max(scraped_at) as last_priced_at,
+        coalesce(
+            array_agg(scraped_at order by scraped_at) filter (where price is distinct from previous_price),
+            '{}'
+        ) as step_valid_from,
+        coalesce(
+            array_agg(price order by scraped_at) filter (where price is distinct from previous_price),
+            '{}'
+        ) as step_price,
+        coalesce(
+            array_agg(snapshot_id order by scraped_at) filter (where price is distinct from previous_price),
+            '{}'
+        ) as step_snapshot_id
+    from in_force
+    group by slug, seller
+),
+
+final as (
+    select
+        batch.slug collate "default" as slug, -- noqa: RF02, RF03
+        batch.seller collate "default" as seller, -- noqa: RF02, RF03
+        batch.last_priced_at,
+        {% if full %}
+            batch.step_valid_from,
+            batch.step_price,
+            batch.step_snapshot_id
+        {% else %}
+            coalesce(prior_merged.step_valid_from, '{}') || batch.step_valid_from as step_valid_from,
+            coalesce(prior_merged.step_price, '{}') || batch.step_price as step_price,
+            coalesce(prior_merged.step_snapshot_id, '{}') || batch.step_snapshot_id as step_snapshot_id
+        {% endif %}
+    from batch
+    {% if not full %}
+        left join prior_merged
+            on batch.slug = prior_merged.slug and batch.seller = prior_merged.seller
+    {% endif %}
+)
+
+select * from final
