@@ -1,9 +1,13 @@
 """Refresh cost: a full rebuild vs an incremental refresh after one scrape cycle vs a no-op run.
 
-    python -m bench.bench_incremental [--rows 2080000] [--cycles 3] [--write-docs]
+    python -m bench.bench_incremental [--rows 2080000] [--cycles 3] [--multipliers 1,10]
+                                      [--write-docs]
 
-Uses its own database (`BENCH_DATABASE`, default `pricecat_incbench`; created, migrated and seeded
-once with `pricecat seed --rows N`, then reused). Every figure is the flow's own step timing from
+Uses its own database per history multiplier (`BENCH_DATABASE`, default `pricecat_incbench`, plus
+`_x<N>` for N > 1; created, migrated and seeded once with `pricecat seed --rows R
+--history-multiplier N`, then reused): `--multipliers 1,10` measures 1x (2.08M rows) and 10x
+history (20.8M rows, the same games over ten times the days) one after the other in one run and
+reports the ratio of their incremental builds. Every figure is the flow's own step timing from
 `catalog_ops.refresh_runs` (`changes` = the cheap check for new raw rows; `build` = dbt build +
 tests; `publish` = the schema swap), so Prefect's start-up is not in it; `wall` is the whole
 `pricecat refresh` process including it.
@@ -23,6 +27,7 @@ import os
 import subprocess
 import sys
 import time
+from statistics import median
 from typing import Any
 
 import asyncpg
@@ -67,34 +72,72 @@ def raw_rows(url: str) -> int:
     return int(rows[0]["n"])
 
 
-def main() -> int:
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--rows", type=int, default=2_080_000, help="raw rows to seed (once)")
-    parser.add_argument("--cycles", type=int, default=3, help="scrape cycles to append")
-    parser.add_argument("--write-docs", action="store_true", help="update docs/BENCHMARKS.md")
-    args = parser.parse_args()
+Result = tuple[str, int, float, dict[str, Any]]
 
+
+def measure(rows: int, multiplier: int, cycles: int) -> list[Result]:
+    """Seed (once), full rebuild, `cycles` incremental refreshes, a no-op: at one multiplier."""
     dbname = os.environ.get("BENCH_DATABASE", "pricecat_incbench")
+    if multiplier > 1:
+        dbname += f"_x{multiplier}"
     url = with_database(Settings().database_url, dbname)
     env = {**os.environ, "DATABASE_URL": url}
     env.pop("API_DATABASE_URL", None)
     env.pop("CACHE_NAMESPACE", None)
     pricecat = str(PRICECAT)
-    load = os.getloadavg()
 
     run([pricecat, "migrate", "--no-indexes"], env)
-    if run([pricecat, "seed", "--rows", str(args.rows), "--if-empty"], env) > 0:
+    seeded = run([pricecat, "seed", "--rows", str(rows), "--history-multiplier", str(multiplier),
+                  "--if-empty"], env)
+    if seeded > 0:
         run([pricecat, "migrate"], env)
 
-    results: list[tuple[str, int, float, dict[str, Any]]] = []
+    tag = f"{multiplier}×: "
+    results: list[Result] = []
     wall = run([pricecat, "refresh", "--full"], env)
-    results.append(("full rebuild (`refresh --full`)", raw_rows(url), wall, last_run(url)))
-    for i in range(args.cycles):
+    results.append((f"{tag}full rebuild (`refresh --full`)", raw_rows(url), wall, last_run(url)))
+    for i in range(cycles):
         run([pricecat, "seed", "--append-cycle", "--seed", str(100 + i)], env)
         wall = run([pricecat, "refresh"], env)
-        results.append((f"incremental after cycle {i + 1}", raw_rows(url), wall, last_run(url)))
+        results.append((f"{tag}incremental after cycle {i + 1}", raw_rows(url), wall,
+                        last_run(url)))
     wall = run([pricecat, "refresh"], env)
-    results.append(("no-op (nothing new)", raw_rows(url), wall, last_run(url)))
+    results.append((f"{tag}no-op (nothing new)", raw_rows(url), wall, last_run(url)))
+    return results
+
+
+def incremental_builds(results: list[Result]) -> list[float]:
+    return [float(r["timings"].get("build", 0)) for name, _, _, r in results
+            if "incremental" in name]
+
+
+def ratio_lines(per_multiplier: dict[int, list[Result]]) -> list[str]:
+    """Median incremental build per multiplier, and each one's ratio to 1x (same run)."""
+    medians = {m: median(incremental_builds(r)) for m, r in per_multiplier.items()
+               if incremental_builds(r)}
+    lines = [f"Median incremental build (dbt build + tests) at {m}× history: {v:.1f} s."
+             for m, v in medians.items()]
+    base = medians.get(1)
+    for m, v in medians.items():
+        if m != 1 and base:
+            lines.append(f"Ratio {m}× / 1× (median incremental build, same run): {v / base:.2f}.")
+    return lines
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--rows", type=int, default=2_080_000,
+                        help="raw rows to seed at 1x (once per database)")
+    parser.add_argument("--cycles", type=int, default=3, help="scrape cycles to append")
+    parser.add_argument("--multipliers", default="1",
+                        help="comma-separated history multipliers to measure, e.g. 1,10")
+    parser.add_argument("--write-docs", action="store_true", help="update docs/BENCHMARKS.md")
+    args = parser.parse_args()
+    multipliers = [int(m) for m in args.multipliers.split(",") if m.strip()]
+
+    load = os.getloadavg()
+    per_multiplier = {m: measure(args.rows, m, args.cycles) for m in multipliers}
+    results = [r for m in multipliers for r in per_multiplier[m]]
 
     commit = subprocess.run(["git", "rev-parse", "--short", "HEAD"], cwd=REPO_ROOT,
                             capture_output=True, text=True, check=False).stdout.strip()
@@ -112,6 +155,7 @@ def main() -> int:
         )
     body = "\n".join([
         f"Command: `python -m bench.bench_incremental --rows {args.rows} --cycles {args.cycles}"
+        f" --multipliers {','.join(map(str, multipliers))}"
         f"{' --write-docs' if args.write_docs else ''}` on commit `{commit}`, {today()}.",
         f"Machine: {machine()}; load average {load[0]:.1f} / {load[1]:.1f} / {load[2]:.1f} at "
         "the start. Timings are the flow's own steps from `catalog_ops.refresh_runs`.",
@@ -119,7 +163,7 @@ def main() -> int:
         *lines,
         "",
         "One scrape cycle is one new snapshot per slug + seller (`pricecat seed --append-cycle`).",
-        "10× history was not measured in this run.",
+        *ratio_lines(per_multiplier),
     ])
     print(body)
     if args.write_docs:
