@@ -21,8 +21,11 @@
     in parallel instead of reading the ids above the bound through the primary key. (Looking the
     new ids up first and passing them as `= any(array(...))` is no better: the planner then
     expects a handful of rows and drops the memoized availability lookup, 10x slower.)
-    A table in the build schema: read by int_seller_offers_merged, int_seller_prices_merged and
-    by the post-hook.
+    A table in the build schema: read by the state models in `catalog_state`
+    (int_seller_offers_merged, int_seller_prices_merged, int_quarantined_snapshots_merged,
+    int_availability_unmatched_merged) and by the ledger post-hook. `availability_rule_order`
+    (NULL = no rule matched; NULL on quarantined rows) and `quarantine_reason` (NULL on accepted
+    rows) are the staging values.
 #}
 
 {%- set full = state_full_rebuild() %}
@@ -55,7 +58,9 @@ accepted as (
         has_categories,
         false as is_quarantined,
         scraped_at,
-        categories_raw
+        categories_raw,
+        availability_rule_order,
+        null::text as quarantine_reason
     from {{ ref('stg_scraper__product_price_snapshots') }}
 ),
 
@@ -79,7 +84,9 @@ quarantined as (
         false as has_categories,
         true as is_quarantined,
         scraped_at,
-        null::text as categories_raw
+        null::text as categories_raw,
+        null::integer as availability_rule_order,
+        reason as quarantine_reason
     from {{ ref('stg_scraper__quarantined_snapshots') }}
 ),
 

@@ -35,9 +35,11 @@
 {%- set full = not is_incremental() or state_full_rebuild() %}
 {%- set overlap = var('snapshot_id_overlap') %}
 
--- runs after the price-step state, so a failure there never lets the ledger (this model's
--- post-hook) mark rows as merged that int_seller_prices_merged has not seen
+-- runs after the other state models, so a failure there never lets the ledger (this model's
+-- post-hook) mark rows as merged that they have not seen
 -- depends_on: {{ ref('int_seller_prices_merged') }}
+-- depends_on: {{ ref('int_quarantined_snapshots_merged') }}
+-- depends_on: {{ ref('int_availability_unmatched_merged') }}
 
 with
 

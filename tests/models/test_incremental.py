@@ -9,7 +9,10 @@ One throwaway database holds the raw rows; two dbt targets read it: `inc` (state
 `--full-refresh` every time). The cycles cover new prices, sell-outs, NULL prices, late rows
 older than the watermark carrying a new lowest price, brand-new games, a new seller on an old
 game, quarantined rows, a row after `as_of`, ties on scraped_at, and ids committing out of order
-(a transaction that took its ids before a refresh commits after it).
+(a transaction that took its ids before a refresh commits after it). The quarantine and the
+unmatched-availability marts (from their own incremental state) are compared too: unmatched
+texts arrive in every cycle (a new seller on a known text, a late row, a row committing out of
+order), and one cycle's rows arrive twice (a run whose ledger write never happened).
 """
 
 from __future__ import annotations
@@ -37,7 +40,12 @@ MARTS = {
     "catalog_slug_seller_deals": "slug, seller",
     "catalog_slug_market_lows": "slug",
     "catalog_deal_events": "slug, seller, happened_at, event_type, price",
+    "catalog_quarantined_snapshots": "snapshot_id",
+    "catalog_availability_unmatched": "availability_raw",
 }
+#: empty before the cycles add rows to them (the base fixture has no unmatched text)
+MAY_BE_EMPTY = {"catalog_availability_unmatched"}
+ASK = "Na dotaz"  # an availability text no rule matches
 MAX_SCRAPED_AT = max(r["scraped_at"] for r in ROWS)
 #: both builds see the same time; the cycles below add rows up to MAX_SCRAPED_AT + ~1 h, and one
 #: row after AS_OF (which every deals model must ignore)
@@ -55,9 +63,9 @@ def db(base_settings: Settings) -> Iterator[Settings]:
         yield settings
 
 
-def build(settings: Settings, schema: str, *, full: bool) -> None:
+def build(settings: Settings, schema: str, *, full: bool, exclude: str = "") -> None:
     args = [
-        "build", "--exclude", "resource_type:unit_test",
+        "build", "--exclude", "resource_type:unit_test", *exclude.split(),
         "--vars", json.dumps({"state_schema": f"{schema}_state", "as_of": AS_OF.isoformat()}),
     ]
     if full:
@@ -80,7 +88,8 @@ def assert_incremental_equals_full(settings: Settings) -> None:
     build(settings, "rebuilt", full=True)
     for mart in MARTS:
         inc, full = mart_rows(settings, "inc", mart), mart_rows(settings, "rebuilt", mart)
-        assert len(inc) == len(full) > 0, mart
+        assert len(inc) == len(full), mart
+        assert inc or mart in MAY_BE_EMPTY, mart
         diff = [(a, b) for a, b in zip(inc, full, strict=True) if a != b]
         assert not diff, f"{mart}: incremental != full:\n" + "\n".join(
             f"  inc  {a}\n  full {b}" for a, b in diff[:5]
@@ -108,6 +117,24 @@ def steps(settings: Settings, slug: str, seller: str) -> list[tuple[Any, ...]]:
     return [tuple(r.values()) for r in rows]
 
 
+def unmatched(settings: Settings, text: str) -> tuple[Any, ...]:
+    """(snapshot_count, seller_count, last_seen_at) of one unmatched text (incremental)."""
+    rows = helpers.fetch(
+        settings,
+        "select snapshot_count, seller_count, last_seen_at"
+        " from inc.catalog_availability_unmatched where availability_raw = $1",
+        text,
+    )
+    assert len(rows) == 1, rows
+    return tuple(rows[0].values())
+
+
+def quarantined_count(settings: Settings) -> int:
+    sql = "select count(*) as n from inc.catalog_quarantined_snapshots"
+    n: int = helpers.fetch(settings, sql)[0]["n"]
+    return n
+
+
 def arrived_count(settings: Settings) -> int:
     sql = "select count(*) as n from inc.int_price_snapshots_arrived"
     n: int = helpers.fetch(settings, sql)[0]["n"]
@@ -127,9 +154,24 @@ def test_incremental_refreshes_equal_full_rebuilds(db: Settings) -> None:
     cycle.append({**_latest("azul", "tlamagames"), "scraped_at": t1, "price": Decimal("1.00")})
     cycle.append({**_latest("dixit", "tlamagase"), "scraped_at": t1, "availability": "Vyprodáno"})
     cycle.append({**_latest("carcassonne", "tlamagames"), "scraped_at": t1, "price": None})
+    # unmatched texts (trimmed like staging) from two sellers; a quarantined row (blank slug)
+    ask = {"scraped_at": t1, "availability": ASK}
+    cycle.append({**_latest("kryci-jmena", "tlamagames"), **ask, "availability": f" {ASK}\u00a0"})
+    cycle.append({**_latest("kryci-jmena", "tlamagase"), **ask})
+    cycle.append({**_latest("kryci-jmena", "tlamagase"), "scraped_at": t1,
+                  "product_name_normalized": " "})
     helpers.load_rows(db, cycle)
     assert_incremental_equals_full(db)
     assert arrived_count(db) == len(cycle)  # only the new rows were read
+    assert unmatched(db, ASK) == (2, 2, t1)
+    # the blank-slug row (the cycle also repeats quarantined fixture rows)
+    assert helpers.fetch(
+        db,
+        "select reason from inc.catalog_quarantined_snapshots where scraped_at = $1"
+        " and seller = 'tlamagase' and slug = ' '",
+        t1,
+    )[0]["reason"] == "blank_slug"
+    base_quarantined = quarantined_count(db)
     azul = offer(db, "azul", "tlamagames")
     assert azul["current_price"] == Decimal("1.00") and azul["min_price"] == Decimal("1.00")
     assert azul["lowest_price_at"] == t1
@@ -149,7 +191,10 @@ def test_incremental_refreshes_equal_full_rebuilds(db: Settings) -> None:
          "product_name_normalized": "uplne-nova-hra", "product_name_original": "Úplně nová hra",
          "price": Decimal("399.00"), "url": "https://example.test/nova"},
         {**_latest("azul", "tlamagames"), "scraped_at": t1 + timedelta(minutes=1),
-         "seller": "novy-obchod", "price": Decimal("2.00")},
+         "seller": "novy-obchod", "price": Decimal("2.00"), "availability": ASK},
+        # a late unmatched row: counted, last_seen_at unchanged; a second unmatched text
+        {**_latest("kryci-jmena", "tlamagames"), "scraped_at": late, "availability": ASK},
+        {**_latest("kryci-jmena", "tlamagames"), "scraped_at": late, "availability": "Zeptejte se"},
         {**_latest("azul", "tlamagames"), "scraped_at": t1, "price": Decimal("-1.00")},
         {**_latest("azul", "tlamagames"), "scraped_at": t1, "seller": " "},
         # after as_of: in the offer state, in no deals model
@@ -157,6 +202,9 @@ def test_incremental_refreshes_equal_full_rebuilds(db: Settings) -> None:
          "price": Decimal("0.10")},
     ])
     assert_incremental_equals_full(db)
+    assert unmatched(db, ASK) == (4, 3, t1 + timedelta(minutes=1))
+    assert unmatched(db, "Zeptejte se") == (1, 1, late)
+    assert quarantined_count(db) == base_quarantined + 2
     bang = offer(db, "bang", "tlamagames")
     assert bang["min_price"] == Decimal("0.50") and bang["lowest_price_at"] == late
     assert offer(db, "uplne-nova-hra", "tlamagames")["snapshot_count"] == 1
@@ -166,6 +214,21 @@ def test_incremental_refreshes_equal_full_rebuilds(db: Settings) -> None:
     assert offer(db, "dixit", "tlamagase")["current_price"] == Decimal("0.10")
     dixit_steps = steps(db, "dixit", "tlamagase")
     assert dixit_steps[-1][3] is None and Decimal("0.10") not in [s[1] for s in dixit_steps]
+
+    # 2b. a run that fails after the quarantine/unmatched states committed, before the offer
+    #     state and its ledger write: the next run takes the same rows in again, counted once
+    t2 = t1 + timedelta(seconds=90)
+    helpers.load_rows(db, [
+        {**_latest("kryci-jmena", "tlamagames"), "scraped_at": t2, "availability": ASK},
+        {**_latest("kryci-jmena", "tlamagames"), "scraped_at": t2, "price": Decimal("-5.00")},
+    ])
+    build(db, "inc", full=False, exclude="int_seller_offers_merged+")
+    assert unmatched(db, ASK) == (5, 3, t2)
+    assert quarantined_count(db) == base_quarantined + 3
+    assert_incremental_equals_full(db)
+    assert arrived_count(db) == 2  # the same two rows again
+    assert unmatched(db, ASK) == (5, 3, t2)
+    assert quarantined_count(db) == base_quarantined + 3
 
     # 3. ids committing out of order: a transaction takes its ids, a later one commits, the
     #    refresh runs, then the first commits (a late row, too: same scraped_at as the latest,
@@ -177,7 +240,8 @@ def test_incremental_refreshes_equal_full_rebuilds(db: Settings) -> None:
         try:
             tx = slow.transaction()
             await tx.start()
-            row = {**_latest("azul", "tlamagames"), "scraped_at": t3, "price": Decimal("0.25")}
+            row = {**_latest("azul", "tlamagames"), "scraped_at": t3, "price": Decimal("0.25"),
+                   "availability": ASK}
             await slow.copy_records_to_table(
                 "product_price_snapshots", schema_name="public", columns=list(COLUMNS),
                 records=[tuple(row.get(c) for c in COLUMNS)],
@@ -194,6 +258,7 @@ def test_incremental_refreshes_equal_full_rebuilds(db: Settings) -> None:
 
     asyncio.run(out_of_order())
     assert_incremental_equals_full(db)
+    assert unmatched(db, ASK) == (6, 3, t3)  # the slow row arrived after its commit
     azul = offer(db, "azul", "tlamagames")
     # same scraped_at: the higher id (3.00, committed first) stays the latest
     assert azul["current_price"] == Decimal("3.00") and azul["min_price"] == Decimal("0.25")

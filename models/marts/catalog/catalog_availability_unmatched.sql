@@ -3,27 +3,28 @@
     matches, with how many accepted snapshots carry it. Such texts are classified unavailable;
     an analyst reads this list and adds a rule (and a corpus line) for each real one. The test
     on this model only warns: an unknown text never blocks a publish.
+    Aggregated from the incremental state int_availability_unmatched_merged (catalog_state, one
+    row per text and seller), which takes in only each run's arrivals: the raw table is not
+    scanned.
 #}
 with
 
-snapshots as (
+texts as (
     select
         availability_raw,
         seller,
-        scraped_at
-    from {{ ref('stg_scraper__product_price_snapshots') }}
-    where
-        availability_rule_order is null
-        and availability_raw is not null
+        snapshot_count,
+        last_seen_at
+    from {{ ref('int_availability_unmatched_merged') }}
 ),
 
 final as (
     select
         availability_raw,
-        count(*) as snapshot_count,
-        count(distinct seller) as seller_count,
-        max(scraped_at) as last_seen_at
-    from snapshots
+        sum(snapshot_count)::bigint as snapshot_count,
+        count(*) as seller_count,
+        max(last_seen_at) as last_seen_at
+    from texts
     group by availability_raw
 )
 
