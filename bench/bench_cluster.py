@@ -10,6 +10,7 @@ Phases, one after the other, same wrk script (bench/lua/mix.lua), paths and conn
 4. micro    nginx with the micro-cache keyed by the API's cache generation (CLUSTER_HTTP_PORT),
             after one request per distinct path through it (warm, like the API's cache);
 5. refresh  the micro-cached path while `pricecat refresh` builds and publishes on the primary
+            (after `pricecat seed --append-cycle`: one new scrape cycle to publish)
             and the replica replays it (errors, p99, and when the new build showed in the
             API and through nginx).
 The database is the cluster's (CLUSTER_DATABASE, published read models needed).
@@ -95,6 +96,9 @@ def refresh_phase(base: str, api: str, paths_file: Path, workdir: Path,
     """wrk on the micro-cached path while a refresh publishes; watch the API's generation."""
     gen_before = readyz(api)["generation"]
     env = {**os.environ, "DATABASE_URL": database_url}
+    # one new scrape cycle, so the refresh has new data and publishes a new build
+    subprocess.run(["pricecat", "seed", "--append-cycle"], env=env, check=True,
+                   stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
     refresh = subprocess.Popen(["pricecat", "refresh"], env=env, stdout=subprocess.DEVNULL,
                                stderr=subprocess.PIPE, text=True)
     started = time.monotonic()
@@ -165,6 +169,8 @@ def render(report: dict[str, Any]) -> str:
            f"nginx keyed its cache by it {rf['nginx_new_generation_after_s']} s after the start "
            "(both polled every 0.1 s once the refresh had exited)"
            if rf["replica_api_new_generation_after_s"] is not None
+           else "published no new build"
+           if rf["generation_before"] == rf["generation_after"]
            else "served the new build only after wrk had stopped: this window covers the build, "
                 "not the publish")
         + f"): {rf['rps']:,.0f} req/s, p50 {rf['latency_ms']['p50']} ms, p99 "
