@@ -235,7 +235,7 @@ for key, value in {
     "@DIR@": "$NGINX_DIR", "@HTTP_PORT@": "$HTTP_PORT",
     "@CACHE_DIR@": "$NGINX_CACHE_DIR",
     "@UPSTREAM_SERVERS@": """${servers%$'\n'}""", "@LUA_INSTANCES@": """${lua_instances%, }""",
-    "@POLL_SECONDS@": "$GEN_POLL", "@VALID_SECONDS@": "2", "@LOWER_SECONDS@": "10",
+    "@POLL_SECONDS@": "$GEN_POLL", "@VALID_SECONDS@": "10", "@LOWER_SECONDS@": "10",
     "@NOFILE@": "$nofile", "@WORKER_CONNECTIONS@": "$conns", "@OPEN_FILE_CACHE_MAX@": "$ofc_max",
 }.items():
     text = text.replace(key, value)
