@@ -49,7 +49,11 @@ def cluster_status() -> dict[str, dict[str, Any]]:
 
 
 def readyz(base: str) -> dict[str, Any]:
-    return dict(httpx.get(base + "/readyz", timeout=5).json())
+    """The instance's /readyz ({} when it does not answer in time: saturated by a publish)."""
+    try:
+        return dict(httpx.get(base + "/readyz", timeout=5).json())
+    except httpx.HTTPError:
+        return {}
 
 
 def nginx_generation(base: str) -> str:
@@ -117,7 +121,7 @@ def refresh_phase(base: str, api: str, paths_file: Path, workdir: Path,
     seen_after = nginx_after = None
     while t.is_alive() and (seen_after is None or nginx_after is None):
         now = round(time.monotonic() - started, 1)
-        if seen_after is None and readyz(api)["generation"] != gen_before:
+        if seen_after is None and readyz(api).get("generation", gen_before) != gen_before:
             seen_after = now
         if nginx_after is None and nginx_generation(base) not in ("", str(gen_before)):
             nginx_after = now
@@ -129,7 +133,7 @@ def refresh_phase(base: str, api: str, paths_file: Path, workdir: Path,
     result["replica_api_new_generation_after_s"] = seen_after
     result["nginx_new_generation_after_s"] = nginx_after
     result["generation_before"] = gen_before
-    result["generation_after"] = readyz(api)["generation"]
+    result["generation_after"] = readyz(api).get("generation")
     return result
 
 
