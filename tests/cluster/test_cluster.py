@@ -298,9 +298,9 @@ def test_the_micro_cache_shows_a_publish_and_never_keys_old_data_by_a_new_genera
 ) -> None:
     """nginx keys its cache by the newest data generation an API instance reports (polled every
     0.25 s; X-Pricecat-Cache-Generation names the key's): after a publish every answer nginx
-    gives under the new generation holds the new data, the old data only ever under the old
-    generation, never again once the new data showed, and the new data shows through nginx
-    within a poll of the first API instance answering it."""
+    gives from its cache under the new generation holds the new data, the old data from the
+    cache only ever under the old generation, never again once the new data showed, and the new
+    data shows through nginx within a poll of the first API instance answering it."""
     status = cluster.status()
     apis = [status["api-1"]["url"], status["api-2"]["url"]]
     url = f"/api/v1/products/{SLUG}"
@@ -333,8 +333,12 @@ def test_the_micro_cache_shows_a_publish_and_never_keys_old_data_by_a_new_genera
     assert api_new_at is not None, "the API instances never answered the new build"
     for t, name, gen, cached in seen:
         assert gen in (str(gen_before), str(gen_new)), (t, name, gen, cached)
-        # never the old data under the new generation's key
-        assert name == (new_name if gen == str(gen_new) else before), (t, name, gen, cached)
+        if gen == str(gen_before):
+            assert name == before, (t, name, gen, cached)
+        elif cached != "MISS":
+            # never the old data from the cache under the new generation's key (a MISS may be a
+            # lagging instance's older answer, passed through and not stored)
+            assert name == new_name, (t, name, gen, cached)
     first_new = next(t for t, name, _, _ in seen if name == new_name)
     # once the new data showed, never the old again
     assert all(name == new_name for t, name, _, _ in seen if t >= first_new), seen
