@@ -106,12 +106,24 @@ def gzip_etag(etag: str) -> str:
     return etag[:-1] + '-gzip"' if etag.endswith('"') else etag + "-gzip"
 
 
-def _headers(entry: Entry, result: str, fresh: bool, use_gzip: bool) -> dict[str, str]:
-    """The response headers of ``entry`` for one variant, built once per entry."""
+#: results whose entry is the one stored under the answered generation's key (a "stale" answer
+#: may be the previous generation's entry: it carries no generation header)
+_OWN_GENERATION = frozenset(("hit", "miss", "bypass"))
+
+
+def _headers(
+    entry: Entry, result: str, fresh: bool, use_gzip: bool, generation: int | None
+) -> dict[str, str]:
+    """The response headers of ``entry`` for one variant, built once per entry (an entry lives
+    under one generation's key, so ``generation`` is the same for every call of a variant)."""
     variant = (result, fresh, use_gzip)
     headers = entry.headers.get(variant)
     if headers is None:
         headers = {"X-Cache": result, "Vary": "Accept-Encoding"}
+        if generation is not None and result in _OWN_GENERATION:
+            # the build this answer's data is from: nginx stores an answer only under the
+            # generation it names (deploy/nginx/micro-cache.conf)
+            headers["X-Pricecat-Generation"] = str(generation)
         if entry.status != 200:
             headers["Cache-Control"] = "no-store"
         else:
@@ -123,17 +135,20 @@ def _headers(entry: Entry, result: str, fresh: bool, use_gzip: bool) -> dict[str
     return headers
 
 
-def respond(request: Request, entry: Entry, result: str, fresh: bool) -> HTTPResponse:
-    """The HTTP answer of a cached entry (gzip, ETag / 304, Cache-Control, X-Cache)."""
+def respond(
+    request: Request, entry: Entry, result: str, fresh: bool, generation: int | None = None
+) -> HTTPResponse:
+    """The HTTP answer of a cached entry (gzip, ETag / 304, Cache-Control, X-Cache,
+    X-Pricecat-Generation)."""
     if entry.status != 200:
         return HTTPResponse(
             entry.body,
             status=entry.status,
-            headers=_headers(entry, result, fresh, False),
+            headers=_headers(entry, result, fresh, False, generation),
             content_type="application/json",
         )
     use_gzip = len(entry.body) > GZIP_MIN_BYTES and accepts_gzip(request)
-    headers = _headers(entry, result, fresh, use_gzip)
+    headers = _headers(entry, result, fresh, use_gzip, generation)
     inm = request.headers.get("if-none-match")
     if inm and etag_matches(inm, entry.etag, gzip_etag(entry.etag)):
         return HTTPResponse(status=304, headers=headers)
@@ -151,7 +166,7 @@ def cached_response(request: Request, outcome: Outcome) -> HTTPResponse:
     ctx.outcome = outcome  # ... and remembers the raw URL's key (ResponseMemo)
     entry = outcome.entry
     fresh = outcome.result != "stale" and entry.is_fresh()
-    return respond(request, entry, outcome.result, fresh)
+    return respond(request, entry, outcome.result, fresh, outcome.generation)
 
 
 class _WireHeaders(HTTPResponse):
@@ -173,12 +188,12 @@ class _WireHeaders(HTTPResponse):
         ]
 
 
-def _wire(entry: Entry, use_gzip: bool, status: int) -> list[tuple[bytes, bytes]]:
+def _wire(entry: Entry, use_gzip: bool, status: int, generation: int) -> list[tuple[bytes, bytes]]:
     """The encoded headers of a fresh hit (status 200/304/404), built once per entry."""
     variant = ("wire", use_gzip, status)
     wire = entry.wire.get(variant)
     if wire is None:
-        headers = dict(_headers(entry, "hit", True, use_gzip))
+        headers = dict(_headers(entry, "hit", True, use_gzip, generation))
         if status != 304:
             headers["Content-Type"] = "application/json"
         wire = [(k.lower().encode("ascii"), v.encode("ascii")) for k, v in headers.items()]
@@ -186,16 +201,17 @@ def _wire(entry: Entry, use_gzip: bool, status: int) -> list[tuple[bytes, bytes]
     return wire
 
 
-def _fast_respond(request: Request, entry: Entry) -> HTTPResponse:
-    """``respond(request, entry, "hit", True)`` with the encoded headers of the entry."""
+def _fast_respond(request: Request, entry: Entry, generation: int) -> HTTPResponse:
+    """``respond(request, entry, "hit", True, generation)`` with the encoded headers of the
+    entry."""
     if entry.status != 200:
-        return _WireHeaders(entry.body, entry.status, _wire(entry, False, entry.status))
+        return _WireHeaders(entry.body, entry.status, _wire(entry, False, entry.status, generation))
     use_gzip = len(entry.body) > GZIP_MIN_BYTES and accepts_gzip(request)
     inm = request.headers.get("if-none-match")
     if inm and etag_matches(inm, entry.etag, gzip_etag(entry.etag)):
-        return _WireHeaders(None, 304, _wire(entry, use_gzip, 304))
+        return _WireHeaders(None, 304, _wire(entry, use_gzip, 304, generation))
     return _WireHeaders(
-        entry.gzipped() if use_gzip else entry.body, 200, _wire(entry, use_gzip, 200)
+        entry.gzipped() if use_gzip else entry.body, 200, _wire(entry, use_gzip, 200, generation)
     )
 
 
@@ -224,8 +240,8 @@ class ResponseMemo:
         metrics.count(counter)
         request.ctx.cached = True
         if "origin" in request.headers:  # CORS headers are added to response.headers
-            return respond(request, entry, "hit", True)
-        return _fast_respond(request, entry)
+            return respond(request, entry, "hit", True, generation)
+        return _fast_respond(request, entry, generation)
 
 
 def gzip_response(request: Request, response: HTTPResponse) -> None:

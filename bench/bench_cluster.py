@@ -10,6 +10,7 @@ Phases, one after the other, same wrk script (bench/lua/mix.lua), paths and conn
 4. micro    nginx with the micro-cache keyed by the API's cache generation (CLUSTER_HTTP_PORT),
             after one request per distinct path through it (warm, like the API's cache);
 5. refresh  the micro-cached path while `pricecat refresh` builds and publishes on the primary
+            (after `pricecat seed --append-cycle`: one new scrape cycle to publish)
             and the replica replays it (errors, p99, and when the new build showed in the
             API and through nginx).
 The database is the cluster's (CLUSTER_DATABASE, published read models needed).
@@ -48,7 +49,11 @@ def cluster_status() -> dict[str, dict[str, Any]]:
 
 
 def readyz(base: str) -> dict[str, Any]:
-    return dict(httpx.get(base + "/readyz", timeout=5).json())
+    """The instance's /readyz ({} when it does not answer in time: saturated by a publish)."""
+    try:
+        return dict(httpx.get(base + "/readyz", timeout=5).json())
+    except httpx.HTTPError:
+        return {}
 
 
 def nginx_generation(base: str) -> str:
@@ -58,6 +63,27 @@ def nginx_generation(base: str) -> str:
     except httpx.HTTPError:  # a slow answer under load: ask again
         return ""
     return str(r.headers.get("x-pricecat-cache-generation", ""))
+
+
+async def prefill_as_wrk(base: str, paths: list[str], concurrency: int, gzip: bool) -> None:
+    """One request per path with wrk's Accept-Encoding (none, or gzip with --gzip): nginx keeps
+    one variant per Accept-Encoding value (Vary), so warming another variant would leave the
+    measured one cold."""
+    queue = list(paths)
+
+    async def worker(client: httpx.AsyncClient) -> None:
+        while queue:
+            try:
+                await client.get(queue.pop())
+            except httpx.HTTPError:
+                pass
+
+    async with httpx.AsyncClient(base_url=base, timeout=30) as client:
+        if gzip:
+            client.headers["accept-encoding"] = "gzip"
+        else:
+            del client.headers["accept-encoding"]
+        await asyncio.gather(*(worker(client) for _ in range(concurrency)))
 
 
 def load_average() -> float:
@@ -74,6 +100,9 @@ def refresh_phase(base: str, api: str, paths_file: Path, workdir: Path,
     """wrk on the micro-cached path while a refresh publishes; watch the API's generation."""
     gen_before = readyz(api)["generation"]
     env = {**os.environ, "DATABASE_URL": database_url}
+    # one new scrape cycle, so the refresh has new data and publishes a new build
+    subprocess.run(["pricecat", "seed", "--append-cycle"], env=env, check=True,
+                   stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
     refresh = subprocess.Popen(["pricecat", "refresh"], env=env, stdout=subprocess.DEVNULL,
                                stderr=subprocess.PIPE, text=True)
     started = time.monotonic()
@@ -92,7 +121,7 @@ def refresh_phase(base: str, api: str, paths_file: Path, workdir: Path,
     seen_after = nginx_after = None
     while t.is_alive() and (seen_after is None or nginx_after is None):
         now = round(time.monotonic() - started, 1)
-        if seen_after is None and readyz(api)["generation"] != gen_before:
+        if seen_after is None and readyz(api).get("generation", gen_before) != gen_before:
             seen_after = now
         if nginx_after is None and nginx_generation(base) not in ("", str(gen_before)):
             nginx_after = now
@@ -104,7 +133,7 @@ def refresh_phase(base: str, api: str, paths_file: Path, workdir: Path,
     result["replica_api_new_generation_after_s"] = seen_after
     result["nginx_new_generation_after_s"] = nginx_after
     result["generation_before"] = gen_before
-    result["generation_after"] = readyz(api)["generation"]
+    result["generation_after"] = readyz(api).get("generation")
     return result
 
 
@@ -141,14 +170,25 @@ def render(report: dict[str, Any]) -> str:
         f"{rf['published_after_s']} s, build {rf['generation_before']} → "
         f"{rf['generation_after']}; the replica's API "
         + (f"served the new build {rf['replica_api_new_generation_after_s']} s after the start, "
-           f"nginx keyed its cache by it {rf['nginx_new_generation_after_s']} s after the start"
+           f"nginx keyed its cache by it {rf['nginx_new_generation_after_s']} s after the start "
+           "(both polled every 0.1 s once the refresh had exited)"
            if rf["replica_api_new_generation_after_s"] is not None
+           else "published no new build"
+           if rf["generation_before"] == rf["generation_after"]
            else "served the new build only after wrk had stopped: this window covers the build, "
                 "not the publish")
         + f"): {rf['rps']:,.0f} req/s, p50 {rf['latency_ms']['p50']} ms, p99 "
         f"{rf['latency_ms']['p99']} ms, {rf['errors_total']} errors; statuses "
         f"{rf['statuses']}; load average "
         f"{rf['load_before']} → {rf['load_after']}.",
+        "",
+        "The micro-cache (`deploy/nginx/micro-cache*.conf`) keys answers by the data generation "
+        "that one nginx worker polls from every API instance every 0.25 s (Lua, shared dict) "
+        "and stores an answer only when its `X-Pricecat-Generation` is the key's: no "
+        "per-request subrequest. Before the micro phase the bench sends one request per "
+        "distinct path through nginx with wrk's `Accept-Encoding` (nginx keeps one variant "
+        "per value), so the phase measures warm hits. The static and micro phases share the "
+        "machine with whatever else runs on it: compare their ratio, not the absolute rates.",
     ])
 
 
@@ -212,7 +252,7 @@ def main(argv: list[str] | None = None) -> int:
     # as the API's cache above: warm nginx's cache (one request per distinct path; this also
     # waits out the requests the no-micro-cache phase left queued in the instances)
     log("prefilling nginx's micro-cache")
-    asyncio.run(prefill(micro, sorted(set(paths)), 32))
+    asyncio.run(prefill_as_wrk(micro, sorted(set(paths)), 32, args.gzip))
     phase("micro", lambda: run_wrk(micro, paths_file, workdir, "micro", args))
     if not args.no_refresh:
         phase("refresh", lambda: refresh_phase(micro, api, paths_file, workdir, args,

@@ -36,6 +36,10 @@ LOGS="$CLUSTER_DIR/logs"
 REPLICA_DIR="$CLUSTER_DIR/replica"
 PG_SOCKETS="$CLUSTER_DIR/pg-sockets"
 NGINX_DIR="$CLUSTER_DIR/nginx"
+# the micro-cache's files (CLUSTER_NGINX_CACHE_DIR: e.g. a tmpfs directory)
+NGINX_CACHE_DIR="${CLUSTER_NGINX_CACHE_DIR:-$NGINX_DIR/cache}"
+# how often nginx asks every API instance for its data generation (seconds)
+GEN_POLL="${CLUSTER_GENERATION_POLL_SECONDS:-0.25}"
 VENV_BIN="$REPO/.venv/bin"
 export PATH="$VENV_BIN:$PATH"
 
@@ -195,27 +199,44 @@ start_api() {
 }
 
 render_nginx() {
-    local out="$NGINX_DIR/nginx.conf" servers="" cache="" cache_http="" user_line="" port tmp
+    local out="$NGINX_DIR/nginx.conf" servers="" cache="" cache_http="" user_line="" modules=""
+    local lua_instances="" port tmp
     for port in $(api_ports); do
         servers+="        server 127.0.0.1:$port max_fails=1 fail_timeout=2s;"$'\n'
+        lua_instances+="{\"127.0.0.1\", $port}, "
     done
     if [ "$MICRO_CACHE" = 1 ]; then
-        cache="$(cat "$REPO/deploy/nginx/micro-cache.conf")"
-        cache_http="$(cat "$REPO/deploy/nginx/micro-cache-http.conf")"
+        cache="$REPO/deploy/nginx/micro-cache.conf"
+        cache_http="$REPO/deploy/nginx/micro-cache-http.conf"
+        # Debian's lua module (libnginx-mod-http-lua; ndk first): the generation poller
+        modules="load_module /usr/lib/nginx/modules/ndk_http_module.so;"$'\n'
+        modules+="load_module /usr/lib/nginx/modules/ngx_http_lua_module.so;"
     fi
     [ "$(id -u)" = 0 ] && user_line="user www-data;"
+    # Descriptors per worker (worker_rlimit_nofile: the hard limit of the shell that starts
+    # nginx, at most 65536): worker_connections (clients + upstream connections) + at most one
+    # cache temp file per upstream connection + open_file_cache, which closes its least recently
+    # used descriptor when full, so the three together stay within the limit (a publish doubles
+    # the files in use, not the descriptors). 256 for logs, listeners and the like.
     local nofile; nofile="$(ulimit -Hn)"
     if [ "$nofile" = unlimited ] || [ "$nofile" -gt 65536 ]; then nofile=65536; fi
-    local ofc_max=$((nofile / 4)); [ "$ofc_max" -gt 10000 ] && ofc_max=10000
+    local conns=8192; [ "$nofile" -lt 32768 ] && conns=3072
+    local ofc_max=$((nofile - 2 * conns - 256))
+    [ "$ofc_max" -lt 1000 ] && die "nofile hard limit $nofile leaves no room for the micro-cache's descriptors"
     tmp="$(mktemp)"
-    python3 - "$REPO/deploy/nginx/cluster.conf.template" "$tmp" <<PY
+    python3 - "$REPO/deploy/nginx/cluster.conf.template" "$tmp" "$cache_http" "$cache" <<PY
 import sys
 text = open(sys.argv[1]).read()
+# the micro-cache's files are read here, not pasted into this script (the Lua holds escapes)
+for key, path in {"@CACHE_HTTP@": sys.argv[3], "@CACHE_BLOCK@": sys.argv[4]}.items():
+    text = text.replace(key, open(path).read().rstrip("\n") if path else "")
 for key, value in {
-    "@CACHE_HTTP@": """$cache_http""", "@CACHE_BLOCK@": """$cache""",
-    "@USER_LINE@": """$user_line""", "@DIR@": "$NGINX_DIR", "@HTTP_PORT@": "$HTTP_PORT",
-    "@UPSTREAM_SERVERS@": """${servers%$'\n'}""",
-    "@NOFILE@": "$nofile", "@OPEN_FILE_CACHE_MAX@": "$ofc_max",
+    "@USER_LINE@": """$user_line""", "@LOAD_MODULES@": """$modules""",
+    "@DIR@": "$NGINX_DIR", "@HTTP_PORT@": "$HTTP_PORT",
+    "@CACHE_DIR@": "$NGINX_CACHE_DIR",
+    "@UPSTREAM_SERVERS@": """${servers%$'\n'}""", "@LUA_INSTANCES@": """${lua_instances%, }""",
+    "@POLL_SECONDS@": "$GEN_POLL", "@VALID_SECONDS@": "10", "@LOWER_SECONDS@": "10",
+    "@NOFILE@": "$nofile", "@WORKER_CONNECTIONS@": "$conns", "@OPEN_FILE_CACHE_MAX@": "$ofc_max",
 }.items():
     text = text.replace(key, value)
 nocache = "$NOCACHE_PORT"
@@ -231,14 +252,15 @@ PY
 }
 
 start_nginx() {
-    command -v nginx > /dev/null || [ -x /usr/sbin/nginx ] || {
-        log "installing nginx (Debian package)"
-        DEBIAN_FRONTEND=noninteractive apt-get install -y -qq nginx > /dev/null
-    }
+    if ! { command -v nginx > /dev/null || [ -x /usr/sbin/nginx ]; } \
+        || [ ! -f /usr/lib/nginx/modules/ngx_http_lua_module.so ]; then
+        log "installing nginx and its lua module (Debian packages)"
+        DEBIAN_FRONTEND=noninteractive apt-get install -y -qq nginx libnginx-mod-http-lua > /dev/null
+    fi
     local nginx_bin; nginx_bin="$(command -v nginx || echo /usr/sbin/nginx)"
-    mkdir -p "$NGINX_DIR"/tmp "$NGINX_DIR"/cache
+    mkdir -p "$NGINX_DIR"/tmp "$NGINX_CACHE_DIR"
     [ -f "$NGINX_DIR/static-bench.json" ] || echo '{}' > "$NGINX_DIR/static-bench.json"
-    [ "$(id -u)" = 0 ] && chown -R www-data "$NGINX_DIR/tmp" "$NGINX_DIR/cache"
+    [ "$(id -u)" = 0 ] && chown -R www-data "$NGINX_DIR/tmp" "$NGINX_CACHE_DIR"
     local changed; changed="$(render_nginx)"
     "$nginx_bin" -t -q -p "$NGINX_DIR" -c "$NGINX_DIR/nginx.conf" || die "nginx config test failed"
     if [ -s "$NGINX_DIR/nginx.pid" ] && kill -0 "$(cat "$NGINX_DIR/nginx.pid")" 2>/dev/null; then

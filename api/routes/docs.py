@@ -20,7 +20,8 @@ CACHE_HEADERS = (
     "max-age=<TTL>, and X-Cache: hit | miss | bypass | stale (bypass = Redis unreachable, "
     "answered from Postgres; stale = Postgres unavailable, answered from the previous data "
     "generation). Within one data generation an entry past its TTL is still answered at once "
-    "while one background refresh reloads it."
+    "while one background refresh reloads it. X-Pricecat-Generation: the data generation "
+    "(published build id) the answer is from; absent on stale answers."
 )
 F = TypeVar("F", bound=Callable[..., Any])
 

@@ -121,8 +121,8 @@ _settlers: weakref.WeakKeyDictionary[Cache, _Settler] = weakref.WeakKeyDictionar
         "build every worker has had for the check interval + 0.5 s, or null. Headers "
         "X-Pricecat-Generation and X-Pricecat-Cache-Generation (absent when null) carry the "
         "same values; Cache-Control: no-store; X-Accel-Expires: @<current unix second> (nginx "
-        "keeps the answer until that second ends). nginx keys its micro-cache by "
-        "X-Pricecat-Cache-Generation (deploy/nginx). Takes no parameters." + POLICY
+        "keeps the answer until that second ends). nginx polls X-Pricecat-Generation to key its "
+        "micro-cache (deploy/nginx). Takes no parameters." + POLICY
     ),
     openapi.tag("meta"),
     openapi.response(200, json_of(Generation), "The generations"),
