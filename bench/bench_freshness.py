@@ -559,6 +559,14 @@ def main() -> int:
     seed_cmd = [pricecat, "seed", "--rows", str(args.rows), "--slugs", str(args.slugs),
                 "--history-multiplier", str(args.history_multiplier), "--if-empty"]
     run(seed_cmd, env)
+    [newest] = asyncio.run(fetch(url, "select max(scraped_at) > now() as ahead"
+                                      " from public.product_price_snapshots"))
+    if newest["ahead"]:
+        # the scraper writes at now: every probe would sort before the offer's newest snapshot
+        # (a late row) and never become its current price (e.g. a database after
+        # bench_incremental, whose cycles step 15 min past the newest row)
+        raise SystemExit(f"{args.database}: the newest snapshot is in the future; use a"
+                         " database whose history ends before now")
     run([pricecat, "migrate"], env)  # the raw indexes (a no-op when they exist)
     run([pricecat, "refresh"], env)  # publish what is there (a no-op when nothing is new)
 
