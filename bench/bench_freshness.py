@@ -59,7 +59,15 @@ import asyncpg
 import httpx
 
 from bench.common import machine, percentile, replace_section, today
-from bench.procs import PRICECAT, REPO_ROOT, VENV_BIN, Service, free_port, pricecat_serve
+from bench.procs import (
+    PRICECAT,
+    REPO_ROOT,
+    VENV_BIN,
+    Service,
+    free_port,
+    pricecat_serve,
+    run_step,
+)
 from pricecat import seed
 from pricecat.config import API_ROLE, Settings, with_database, with_user
 from pricecat.generation import read_generation
@@ -389,14 +397,6 @@ async def soak_run(soak: Soak, url: str, api_url: str) -> None:
 # --- set-up, services, report ----------------------------------------------------------------
 
 
-def run(cmd: list[str], env: dict[str, str]) -> float:
-    started = time.monotonic()
-    proc = subprocess.run(cmd, env=env, cwd=REPO_ROOT, capture_output=True, text=True, check=False)
-    if proc.returncode != 0:
-        raise SystemExit(f"{' '.join(cmd)} failed:\n{proc.stdout[-3000:]}\n{proc.stderr[-3000:]}")
-    return round(time.monotonic() - started, 1)
-
-
 async def fetch(url: str, sql: str, *params: Any) -> list[asyncpg.Record]:
     conn = await asyncpg.connect(url)
     try:
@@ -555,10 +555,10 @@ def main() -> int:
     pricecat = str(PRICECAT)
 
     print(f"set-up: database {args.database}", flush=True)
-    run([pricecat, "migrate", "--no-indexes"], env)
+    run_step([pricecat, "migrate", "--no-indexes"], env)
     seed_cmd = [pricecat, "seed", "--rows", str(args.rows), "--slugs", str(args.slugs),
                 "--history-multiplier", str(args.history_multiplier), "--if-empty"]
-    run(seed_cmd, env)
+    run_step(seed_cmd, env)
     [newest] = asyncio.run(fetch(url, "select max(scraped_at) > now() as ahead"
                                       " from public.product_price_snapshots"))
     if newest["ahead"]:
@@ -567,8 +567,8 @@ def main() -> int:
         # bench_incremental, whose cycles step 15 min past the newest row)
         raise SystemExit(f"{args.database}: the newest snapshot is in the future; use a"
                          " database whose history ends before now")
-    run([pricecat, "migrate"], env)  # the raw indexes (a no-op when they exist)
-    run([pricecat, "refresh"], env)  # publish what is there (a no-op when nothing is new)
+    run_step([pricecat, "migrate"], env)  # the raw indexes (a no-op when they exist)
+    run_step([pricecat, "refresh"], env)  # publish what is there (a no-op when nothing is new)
 
     log_dir = args.log_dir or Path(tempfile.mkdtemp(prefix="pricecat-freshbench-"))
     log_dir.mkdir(parents=True, exist_ok=True)

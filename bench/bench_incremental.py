@@ -26,25 +26,16 @@ import json
 import os
 import subprocess
 import sys
-import time
 from statistics import median
 from typing import Any
 
 import asyncpg
 
 from bench.common import machine, replace_section, today
-from bench.procs import PRICECAT, REPO_ROOT
+from bench.procs import PRICECAT, REPO_ROOT, run_step
 from pricecat.config import Settings, with_database
 
 TITLE = "Incremental refresh (bench_incremental)"
-
-
-def run(cmd: list[str], env: dict[str, str]) -> float:
-    started = time.monotonic()
-    proc = subprocess.run(cmd, env=env, cwd=REPO_ROOT, capture_output=True, text=True, check=False)
-    if proc.returncode != 0:
-        raise SystemExit(f"{' '.join(cmd)} failed:\n{proc.stdout[-3000:]}\n{proc.stderr[-3000:]}")
-    return round(time.monotonic() - started, 1)
 
 
 async def query(url: str, sql: str) -> list[asyncpg.Record]:
@@ -86,22 +77,22 @@ def measure(rows: int, multiplier: int, cycles: int) -> list[Result]:
     env.pop("CACHE_NAMESPACE", None)
     pricecat = str(PRICECAT)
 
-    run([pricecat, "migrate", "--no-indexes"], env)
-    seeded = run([pricecat, "seed", "--rows", str(rows), "--history-multiplier", str(multiplier),
-                  "--if-empty"], env)
+    run_step([pricecat, "migrate", "--no-indexes"], env)
+    seeded = run_step([pricecat, "seed", "--rows", str(rows), "--history-multiplier",
+                       str(multiplier), "--if-empty"], env)
     if seeded > 0:
-        run([pricecat, "migrate"], env)
+        run_step([pricecat, "migrate"], env)
 
     tag = f"{multiplier}×: "
     results: list[Result] = []
-    wall = run([pricecat, "refresh", "--full"], env)
+    wall = run_step([pricecat, "refresh", "--full"], env)
     results.append((f"{tag}full rebuild (`refresh --full`)", raw_rows(url), wall, last_run(url)))
     for i in range(cycles):
-        run([pricecat, "seed", "--append-cycle", "--seed", str(100 + i)], env)
-        wall = run([pricecat, "refresh"], env)
+        run_step([pricecat, "seed", "--append-cycle", "--seed", str(100 + i)], env)
+        wall = run_step([pricecat, "refresh"], env)
         results.append((f"{tag}incremental after cycle {i + 1}", raw_rows(url), wall,
                         last_run(url)))
-    wall = run([pricecat, "refresh"], env)
+    wall = run_step([pricecat, "refresh"], env)
     results.append((f"{tag}no-op (nothing new)", raw_rows(url), wall, last_run(url)))
     return results
 

@@ -29,6 +29,16 @@ VENV_BIN = Path(sys.executable).parent
 PRICECAT = str(VENV_BIN / "pricecat")
 
 
+def run_step(cmd: list[str], env: Mapping[str, str]) -> float:
+    """Run a set-up command in the repository (output captured); exit with its output when it
+    fails; the seconds it took."""
+    started = time.monotonic()
+    proc = subprocess.run(cmd, env=env, cwd=REPO_ROOT, capture_output=True, text=True, check=False)
+    if proc.returncode != 0:
+        raise SystemExit(f"{' '.join(cmd)} failed:\n{proc.stdout[-3000:]}\n{proc.stderr[-3000:]}")
+    return round(time.monotonic() - started, 1)
+
+
 def free_port(host: str = "127.0.0.1") -> int:
     """A TCP port nobody listens on right now (the socket is closed again before returning)."""
     with socket.socket() as s:
