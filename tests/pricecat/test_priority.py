@@ -88,8 +88,9 @@ async def _renice_scenario(settings: Settings) -> Scenario:
 
 
 @pytest.mark.skipif(not _can_renice_others(), reason="renicing Postgres backends needs root")
-def test_backend_renicer_renices_only_the_builds_backends(base_settings: Settings) -> None:
-    before, after, other, other_pid, renicer = asyncio.run(_renice_scenario(base_settings))
+def test_backend_renicer_renices_only_the_builds_backends(fixture_settings: Settings) -> None:
+    # any existing database will do (the default `pricecat` need not exist on a fresh machine)
+    before, after, other, other_pid, renicer = asyncio.run(_renice_scenario(fixture_settings))
     assert renicer.disabled is None
     assert before < 13
     assert after == 13
@@ -97,9 +98,9 @@ def test_backend_renicer_renices_only_the_builds_backends(base_settings: Setting
     assert other_pid not in renicer.reniced
 
 
-def test_backend_renicer_off_with_nice_zero(base_settings: Settings) -> None:
+def test_backend_renicer_off_with_nice_zero(fixture_settings: Settings) -> None:
     async def go() -> priority.BackendRenicer:
-        watcher = await asyncpg.connect(base_settings.database_url)
+        watcher = await asyncpg.connect(fixture_settings.database_url)
         try:
             async with priority.BackendRenicer(watcher, 0) as r:
                 await asyncio.sleep(0.05)
