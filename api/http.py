@@ -8,12 +8,13 @@ the one If-None-Match matcher (cached JSON, the Atom feed, the image proxy).
 
 Fast path (``ResponseMemo``): a GET answered from the cache remembers, per worker, which cache
 key its raw URL (path + query string, as received) resolved to. The next GET of the same raw URL
-is answered by the request middleware from that key's in-process entry, with the headers built
-once per entry: no routing to the handler, no parsing, no validation, no key building. It only
-answers what the full path would answer the same way (``Cache.fresh_memory_entry``: current
-generation, no generation re-read due, entry fresh and not due for revalidation); otherwise the
-request takes the full path. A URL that fails validation never reaches the cache, so it is never
-remembered.
+is answered from that key's in-process entry before Sanic routes it (``ApiSanic.handle_request``:
+no routing, no middleware, no signals; the rate limit, request metrics and CORS are applied by
+the fast path itself), with the headers built once per entry: no parsing, no validation, no key
+building. It only answers what the full path would answer the same way
+(``Cache.fresh_memory_entry``: current generation, no generation re-read due, entry fresh);
+otherwise the request takes the full path. A URL that fails validation never reaches the cache,
+so it is never remembered.
 """
 
 from __future__ import annotations
