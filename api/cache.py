@@ -30,8 +30,10 @@ Callers pass everything after ``g<gen>:``; every argument of the query is in tha
   request asks again). A waiting refresh whose generation was superseded by a publish is
   skipped. Each runs in a fresh context, so it never keeps a request alive.
 - In-process LRU (per worker, ``local_max_entries`` / ``local_max_bytes``): a hit costs no Redis
-  round trip. Its entries are keyed by the full key (generation included) and revalidated
-  against Redis (in the background) at least every ``local_max_ttl`` seconds.
+  round trip. Its entries are keyed by the full key (generation included) and answered until
+  their own soft TTL; then the refresh (stale-while-revalidate, above) reads Redis first, so a
+  value another worker refreshed meanwhile is taken from there. No shorter revalidation: a key's
+  data is one build's, and every copy of it is fresh for the TTL it was loaded with.
 - Redis round trips: memory hit 0, Redis hit 1 (GET), miss 3 (GET; SET NX lock + GET;
   SET value + release lock), plus the shared generation read at most once a second.
 - Single flight: concurrent misses on one key in a worker share one load (one task, shielded
@@ -114,8 +116,6 @@ class CacheOptions:
     generation_grace_seconds: float = 0.25
     local_max_entries: int = 10_000
     local_max_bytes: int = 64 * 1024 * 1024
-    #: an in-process entry is revalidated against Redis at least this often
-    local_max_ttl: float = 60.0
     #: how long an entry is kept (and served while revalidating) after its TTL
     stale_seconds: int = 600
     redis_retry_seconds: float = 1.0
@@ -386,7 +386,7 @@ class Cache:
         hard_left = left + self.options.stale_seconds
         if hard_left <= 0:
             return
-        item = _LocalItem(entry, time.monotonic() + min(left, self.options.local_max_ttl))
+        item = _LocalItem(entry, time.monotonic() + left)
         self._local.put(key, item, ttl=hard_left, size=len(entry.body) + len(key) + _ENTRY_OVERHEAD)
 
     def clear_local(self) -> None:
