@@ -106,11 +106,7 @@ def describe_failures(run_results: dict[str, Any]) -> list[str]:
         status = r.get("status")
         if status not in ("error", "fail", "runtime error"):
             continue
-        unique_id: str = r.get("unique_id", "?")
-        kind, _, rest = unique_id.partition(".")
-        name = rest.split(".", 1)[1] if "." in rest else rest  # drop the package name
-        if kind == "test":
-            name = TEST_HASH_SUFFIX.sub("", name)
+        kind, _, name = node_name(str(r.get("unique_id", "?"))).partition(".")
         lines = [ln.strip() for ln in (r.get("message") or "").splitlines() if ln.strip()]
         first = " / ".join(lines[:4])[:400]
         failing = r.get("failures")
@@ -129,6 +125,26 @@ def node_seconds(run_results: dict[str, Any]) -> dict[str, float]:
     return sums
 
 
+def node_name(unique_id: str) -> str:
+    """A dbt node's short name: `model.int_seller_offers_merged`, `test.unique_x_slug` (package
+    and a generic test's hash dropped)."""
+    kind, _, rest = unique_id.partition(".")
+    name = rest.split(".", 1)[1] if "." in rest else rest
+    if kind == "test":
+        name = TEST_HASH_SUFFIX.sub("", name)
+    return f"{kind}.{name}"
+
+
+def per_node_seconds(run_results: dict[str, Any]) -> dict[str, float]:
+    """Every dbt node's execution time (including its hooks), slowest first: kept in
+    refresh_runs.timings["dbt_nodes"], so a node whose time grows with the history shows."""
+    times = {
+        node_name(str(r.get("unique_id", "?"))): round(float(r.get("execution_time") or 0.0), 3)
+        for r in run_results.get("results", [])
+    }
+    return dict(sorted(times.items(), key=lambda item: -item[1]))
+
+
 def build_args(*, full: bool) -> list[str]:
     """`dbt build` without the unit tests (they check the SQL, not the data: the test suite and CI
     run them, tests/conftest.py); `--full-refresh` rebuilds the incremental state from scratch."""
@@ -139,12 +155,13 @@ def build_args(*, full: bool) -> list[str]:
 @task(name="dbt-build", retries=2, retry_delay_seconds=RETRY_DELAYS, **TASK_OPTIONS)
 async def build_models(
     settings: Settings, target_path: str, *, full: bool = False
-) -> tuple[dict[str, float], int]:
+) -> tuple[dict[str, Any], int]:
     """Drop + create `catalog_build` and `dbt build` into it.
 
     Returns dbt's node execution seconds summed per resource type (`dbt_models`, `dbt_tests`,
-    `dbt_unit_tests`, `dbt_seeds`; threads overlap, so the sum can exceed the wall time) and
-    how many of the build's Postgres backends ran reniced (pricecat/priority.py).
+    `dbt_unit_tests`, `dbt_seeds`; threads overlap, so the sum can exceed the wall time) and per
+    node (`dbt_nodes`: {"model.x": seconds, ...}, slowest first), and how many of the build's
+    Postgres backends ran reniced (pricecat/priority.py).
     """
     logger = get_run_logger()
     results_file = Path(target_path) / "run_results.json"
@@ -171,7 +188,12 @@ async def build_models(
     nodes = len(run_results.get("results", []))
     if rc == 0:
         logger.info("dbt build passed: %s nodes (models, seeds, tests) in %s", nodes, BUILD_SCHEMA)
-        return node_seconds(run_results), len(renicer.reniced)
+        per_node = per_node_seconds(run_results)
+        logger.info(
+            "slowest dbt nodes: %s",
+            ", ".join(f"{name} {seconds:.2f} s" for name, seconds in list(per_node.items())[:8]),
+        )
+        return {**node_seconds(run_results), "dbt_nodes": per_node}, len(renicer.reniced)
 
     failures = describe_failures(run_results)
     text = "\n".join(tail).lower()

@@ -15,8 +15,8 @@
 6. publish   one short transaction: grant the API role, rename `catalog` to
              `catalog_old_<stamp>`, `catalog_build` to `catalog` (publish.py). The old schema is
              kept until a later run's cleanup: replicas may still read it.
-7. record    the published build id (the API's data generation), rows per mart, step timings,
-             status 'published'.
+7. record    the published build id (the API's data generation), rows per mart, step timings
+             (with dbt's time per node, `timings.dbt_nodes`), status 'published'.
 8. report    a Prefect table artifact `pricecat-refresh` with the run's status, build id, step
              timings and row counts, for published, noop and failed runs (report.py); failing to
              create it only logs a warning.
@@ -86,7 +86,7 @@ def _stamp() -> str:
     return datetime.now(UTC).strftime("%Y%m%d%H%M%S")
 
 
-def _lap(timings: dict[str, float], name: str, since: float) -> None:
+def _lap(timings: dict[str, Any], name: str, since: float) -> None:
     timings[name] = round(time.monotonic() - since, 3)
 
 
@@ -119,7 +119,7 @@ async def refresh_catalog(full: bool = False) -> dict[str, Any] | State[Any]:
         logger.warning(message)
         return Completed(message=message)
 
-    timings: dict[str, float] = {}
+    timings: dict[str, Any] = {}  # step seconds; "dbt_nodes": {node: seconds}
     fields: dict[str, Any] = {}
     run_id: int | None = None
     recorded = False  # the run's outcome is in refresh_runs: only the report may follow

@@ -127,6 +127,15 @@ def test_refresh_publishes_and_bumps_generation(
     import json
 
     assert {"changes", "build", "publish"} <= set(json.loads(timings["timings"]))
+    # dbt's per-node times: every model and test by name; the models' sum is dbt_models
+    step_times = json.loads(timings["timings"])
+    nodes = step_times["dbt_nodes"]
+    assert {"model.int_seller_offers_merged", "model.catalog_slug_summary",
+            "test.unique_catalog_slug_summary_slug"} <= set(nodes)
+    assert sum(v for k, v in nodes.items() if k.startswith("model.")) == pytest.approx(
+        step_times["dbt_models"], abs=0.01
+    )
+    assert list(nodes.values()) == sorted(nodes.values(), reverse=True)
     deal_events = helpers.fetch(
         flow_settings, "select count(*) as n from catalog.catalog_deal_events"
     )[0]["n"]
