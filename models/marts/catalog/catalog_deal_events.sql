@@ -1,6 +1,7 @@
 {{
     config(
         materialized='table',
+        meta={'analyze_columns': ['slug', 'seller', 'event_type', 'happened_at']},
         indexes=[
             {'columns': ['happened_at']},
             {'columns': ['slug', 'seller']},
