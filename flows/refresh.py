@@ -14,7 +14,8 @@
              the node in the log and in refresh_runs.error, and leaves `catalog` untouched.
 6. publish   one short transaction: grant the API role, rename `catalog` to
              `catalog_old_<stamp>`, `catalog_build` to `catalog` (publish.py). The old schema is
-             kept until a later run's cleanup: replicas may still read it.
+             kept until a later run's cleanup: replicas may still read it. Then VACUUM of the
+             incremental state (build.py), so its replaced rows' space is reused.
 7. record    the published build id (the API's data generation), rows per mart, step timings
              (with dbt's time per node, `timings.dbt_nodes`), status 'published'.
 8. report    a Prefect table artifact `pricecat-refresh` with the run's status, build id, step
@@ -48,6 +49,7 @@ from flows.build import (
     copy_parse_cache,
     describe_failures,
     node_seconds,
+    vacuum_state,
 )
 from flows.changes import check_changes
 from flows.cli import configure_cli_logging, run_refresh, run_refresh_cli
@@ -167,6 +169,10 @@ async def refresh_catalog(full: bool = False) -> dict[str, Any] | State[Any]:
         _lap(timings, "publish", step)
         if old_schema:  # dropped by a later run's cleanup, after replicas are done with it
             logger.info("kept %s for replicas still reading it", old_schema)
+
+        step = time.monotonic()
+        await vacuum_state(settings)
+        _lap(timings, "vacuum", step)
 
         generation = await published_generation(settings)
         rows = await count_mart_rows(settings)
