@@ -60,21 +60,34 @@ lowest_ever as (
     where price < earlier_min_price
 ),
 
+-- the prices in force during the 90 days before a step: the earlier steps that ended after
+-- valid_from - 90 days. An offer's steps are contiguous (an earlier step ends where the next one
+-- starts), so they are the steps up to the previous one whose valid_to lies in
+-- (previous valid_to - 90 days, previous valid_to]: one window frame over valid_to, read at the
+-- previous step (timestamps have microsecond resolution, so "> x - 90 days" is
+-- ">= x - (90 days - 1 microsecond)"). A self-join on the offer would pair every step with every
+-- earlier one: quadratic in the history.
+recent_mins as (
+    select
+        slug,
+        seller,
+        price,
+        valid_from,
+        min(price) over (
+            partition by slug, seller order by valid_to asc
+            range between interval '90 days -00:00:00.000001' preceding and current row
+        ) as recent_min_price
+    from steps
+),
+
 window_mins as (
     select
-        steps.slug,
-        steps.seller,
-        steps.price,
-        steps.valid_from,
-        min(earlier.price) as window_min_price
-    from steps
-    inner join steps as earlier
-        on
-            steps.slug = earlier.slug
-            and steps.seller = earlier.seller
-            and steps.valid_from > earlier.valid_from
-            and steps.valid_from - interval '90 days' < earlier.valid_to
-    group by steps.slug, steps.seller, steps.price, steps.valid_from
+        slug,
+        seller,
+        price,
+        valid_from,
+        lag(recent_min_price) over (partition by slug, seller order by valid_from asc) as window_min_price
+    from recent_mins
 ),
 
 lowest_90d as (
