@@ -7,6 +7,9 @@
 3. changes   one query: the source's newest scraped_at / data age / freshness status, and whether
              any raw row is new since the last publish (changes.py). Nothing new: status 'noop',
              no dbt, no publish, `catalog` and its build id stay — the run ends in about a second.
+             The state's definition files (SQL, macros, seeds) hash differently from the hash
+             stored with the state (or none is stored): a full rebuild (`--full-refresh`); the
+             hash is stored after the build passes.
 4. cleanup   `catalog_build` and every `catalog_old_*` but the newest are dropped (publish.py).
 5. build     drop + create `catalog_build`, `dbt build` (seeds, models, data tests; unit tests run
              in CI) into it (build.py). The incremental state in `catalog_state` merges only the
@@ -51,7 +54,7 @@ from flows.build import (
     node_seconds,
     vacuum_state,
 )
-from flows.changes import check_changes
+from flows.changes import check_changes, record_state_definition
 from flows.cli import configure_cli_logging, run_refresh, run_refresh_cli
 from flows.db import current_settings, using_settings
 from flows.partitions import ensure_partitions
@@ -157,8 +160,12 @@ async def refresh_catalog(full: bool = False) -> dict[str, Any] | State[Any]:
             build_dir = work_dir / "build"
             copy_parse_cache(PARSE_CACHE, build_dir / PARTIAL_PARSE)
             step = time.monotonic()
-            node_times, reniced = await build_models(settings, str(build_dir), full=full)
+            node_times, reniced = await build_models(
+                settings, str(build_dir), full=full or changes.full_rebuild
+            )
             _lap(timings, "build", step)
+            # the state now holds what this definition computes
+            await record_state_definition(settings, changes.definition_hash)
             timings.update(node_times)
             copy_parse_cache(build_dir / PARTIAL_PARSE, PARSE_CACHE)
         finally:

@@ -31,8 +31,8 @@
     On a full rebuild (`state_full_rebuild`) every accepted raw row is read from staging, and
     `recent_snapshot_ids` are the ids among that run's arrivals (the ids the ledger records).
 
-    Depends on the availability_rules seed: after a rule change the state must be rebuilt
-    (`pricecat refresh --full`, docs/OPERATIONS.md).
+    Depends on the availability_rules seed: after a rule change the state must be rebuilt; the
+    refresh flow does so by itself (a changed state definition, flows/changes.py).
 #}
 
 {%- set full = not is_incremental() or state_full_rebuild() %}
