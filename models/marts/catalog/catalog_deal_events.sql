@@ -101,14 +101,14 @@ lowest_90d as (
     where price < window_min_price
 ),
 
+-- price and time are parsed from the point's text only for the events (a fraction of the points)
 points as (
     select
         seller_points.slug,
         seller_points.seller,
         price_point.point_number,
-        (price_point.point_value ->> 1)::numeric(12, 2) as price,
-        (price_point.point_value ->> 2)::boolean as is_available,
-        (price_point.point_value ->> 0)::timestamptz as scraped_at
+        price_point.point_value,
+        (price_point.point_value ->> 2)::boolean as is_available
     from seller_points
     cross join
         lateral jsonb_array_elements(seller_points.price_points)
@@ -127,8 +127,8 @@ back_in_stock as (
         slug,
         seller,
         'back_in_stock' as event_type,
-        price,
-        scraped_at as happened_at
+        (point_value ->> 1)::numeric(12, 2) as price,
+        (point_value ->> 0)::timestamptz as happened_at
     from availability_changes
     where is_available and not was_available
 ),
