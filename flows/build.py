@@ -13,6 +13,7 @@ from collections import deque
 from pathlib import Path
 from typing import Any
 
+import asyncpg
 from prefect import get_run_logger, task
 
 from flows.db import connect
@@ -106,11 +107,7 @@ def describe_failures(run_results: dict[str, Any]) -> list[str]:
         status = r.get("status")
         if status not in ("error", "fail", "runtime error"):
             continue
-        unique_id: str = r.get("unique_id", "?")
-        kind, _, rest = unique_id.partition(".")
-        name = rest.split(".", 1)[1] if "." in rest else rest  # drop the package name
-        if kind == "test":
-            name = TEST_HASH_SUFFIX.sub("", name)
+        kind, _, name = node_name(str(r.get("unique_id", "?"))).partition(".")
         lines = [ln.strip() for ln in (r.get("message") or "").splitlines() if ln.strip()]
         first = " / ".join(lines[:4])[:400]
         failing = r.get("failures")
@@ -129,22 +126,47 @@ def node_seconds(run_results: dict[str, Any]) -> dict[str, float]:
     return sums
 
 
+def node_name(unique_id: str) -> str:
+    """A dbt node's short name: `model.int_seller_offers_merged`, `test.unique_x_slug` (package
+    and a generic test's hash dropped)."""
+    kind, _, rest = unique_id.partition(".")
+    name = rest.split(".", 1)[1] if "." in rest else rest
+    if kind == "test":
+        name = TEST_HASH_SUFFIX.sub("", name)
+    return f"{kind}.{name}"
+
+
+def per_node_seconds(run_results: dict[str, Any]) -> dict[str, float]:
+    """Every dbt node's execution time (including its hooks), slowest first (jsonb keeps no
+    order: refresh_runs.timings["dbt_nodes"] lists them by name), so a node whose time grows
+    with the history shows."""
+    times = {
+        node_name(str(r.get("unique_id", "?"))): round(float(r.get("execution_time") or 0.0), 3)
+        for r in run_results.get("results", [])
+    }
+    return dict(sorted(times.items(), key=lambda item: -item[1]))
+
+
 def build_args(*, full: bool) -> list[str]:
-    """`dbt build` without the unit tests (they check the SQL, not the data: the test suite and CI
-    run them, tests/conftest.py); `--full-refresh` rebuilds the incremental state from scratch."""
-    args = ["build", "--exclude", "resource_type:unit_test"]
+    """`dbt build` without the unit tests (they check the SQL, not the data) and without the
+    `seed_check` tests (they check the committed seed CSVs against themselves and the
+    availability macros: nothing a refresh can change); the test suite and CI run both
+    (tests/conftest.py's plain `dbt build`). `--full-refresh` rebuilds the incremental state from
+    scratch."""
+    args = ["build", "--exclude", "resource_type:unit_test", "tag:seed_check"]
     return [*args, "--full-refresh"] if full else args
 
 
 @task(name="dbt-build", retries=2, retry_delay_seconds=RETRY_DELAYS, **TASK_OPTIONS)
 async def build_models(
     settings: Settings, target_path: str, *, full: bool = False
-) -> tuple[dict[str, float], int]:
+) -> tuple[dict[str, Any], int]:
     """Drop + create `catalog_build` and `dbt build` into it.
 
     Returns dbt's node execution seconds summed per resource type (`dbt_models`, `dbt_tests`,
-    `dbt_unit_tests`, `dbt_seeds`; threads overlap, so the sum can exceed the wall time) and
-    how many of the build's Postgres backends ran reniced (pricecat/priority.py).
+    `dbt_unit_tests`, `dbt_seeds`; threads overlap, so the sum can exceed the wall time) and per
+    node (`dbt_nodes`: {"model.x": seconds, ...}, slowest first), and how many of the build's
+    Postgres backends ran reniced (pricecat/priority.py).
     """
     logger = get_run_logger()
     results_file = Path(target_path) / "run_results.json"
@@ -171,7 +193,12 @@ async def build_models(
     nodes = len(run_results.get("results", []))
     if rc == 0:
         logger.info("dbt build passed: %s nodes (models, seeds, tests) in %s", nodes, BUILD_SCHEMA)
-        return node_seconds(run_results), len(renicer.reniced)
+        per_node = per_node_seconds(run_results)
+        logger.info(
+            "slowest dbt nodes: %s",
+            ", ".join(f"{name} {seconds:.2f} s" for name, seconds in list(per_node.items())[:8]),
+        )
+        return {**node_seconds(run_results), "dbt_nodes": per_node}, len(renicer.reniced)
 
     failures = describe_failures(run_results)
     text = "\n".join(tail).lower()
@@ -184,3 +211,41 @@ async def build_models(
     detail = "; ".join(tail[-5:]) if not failures else ""
     raise DbtBuildFailed(failures, detail)
 
+
+
+# --- state upkeep --------------------------------------------------------------------------------
+
+#: The incremental state tables: every run deletes and re-inserts the rows of the offers it
+#: touched (nearly all of them after a scrape cycle) and the ledger's oldest ids.
+STATE_TABLES = (
+    "catalog_state.int_seller_offers_merged",
+    "catalog_state.int_seller_prices_merged",
+    "catalog_state.int_availability_unmatched_merged",
+    "catalog_state.int_quarantined_snapshots_merged",
+    "catalog_state.merged_snapshot_ids",
+)
+
+
+@task(name="vacuum-state", **TASK_OPTIONS)
+async def vacuum_state(settings: Settings) -> bool:
+    """VACUUM the incremental state after a publish, so the next run's delete+insert reuses the
+    space of the rows this one replaced. Without it (autovacuum off, as on this project's
+    servers, or not keeping up) every run leaves a state's worth of dead rows behind and each
+    later run reads more pages: the refresh would slow down with the number of runs. Runs after
+    the publish (not on the path to fresh data); a failure only logs a warning."""
+    logger = get_run_logger()
+    try:
+        conn = await connect(settings)
+        try:
+            present = await conn.fetch(
+                "select t from unnest($1::text[]) as t where to_regclass(t) is not null",
+                list(STATE_TABLES),
+            )
+            if present:
+                await conn.execute(f"vacuum {', '.join(r['t'] for r in present)}")
+        finally:
+            await conn.close()
+    except (OSError, asyncpg.PostgresError) as exc:
+        logger.warning("vacuum of the incremental state failed (the next run retries): %s", exc)
+        return False
+    return True

@@ -7,6 +7,9 @@
 3. changes   one query: the source's newest scraped_at / data age / freshness status, and whether
              any raw row is new since the last publish (changes.py). Nothing new: status 'noop',
              no dbt, no publish, `catalog` and its build id stay — the run ends in about a second.
+             The state's definition files (SQL, macros, seeds) hash differently from the hash
+             stored with the state (or none is stored): a full rebuild (`--full-refresh`); the
+             hash is stored after the build passes.
 4. cleanup   `catalog_build` and every `catalog_old_*` but the newest are dropped (publish.py).
 5. build     drop + create `catalog_build`, `dbt build` (seeds, models, data tests; unit tests run
              in CI) into it (build.py). The incremental state in `catalog_state` merges only the
@@ -14,9 +17,10 @@
              the node in the log and in refresh_runs.error, and leaves `catalog` untouched.
 6. publish   one short transaction: grant the API role, rename `catalog` to
              `catalog_old_<stamp>`, `catalog_build` to `catalog` (publish.py). The old schema is
-             kept until a later run's cleanup: replicas may still read it.
-7. record    the published build id (the API's data generation), rows per mart, step timings,
-             status 'published'.
+             kept until a later run's cleanup: replicas may still read it. Then VACUUM of the
+             incremental state (build.py), so its replaced rows' space is reused.
+7. record    the published build id (the API's data generation), rows per mart, step timings
+             (with dbt's time per node, `timings.dbt_nodes`), status 'published'.
 8. report    a Prefect table artifact `pricecat-refresh` with the run's status, build id, step
              timings and row counts, for published, noop and failed runs (report.py); failing to
              create it only logs a warning.
@@ -48,8 +52,9 @@ from flows.build import (
     copy_parse_cache,
     describe_failures,
     node_seconds,
+    vacuum_state,
 )
-from flows.changes import check_changes
+from flows.changes import check_changes, record_state_definition
 from flows.cli import configure_cli_logging, run_refresh, run_refresh_cli
 from flows.db import current_settings, using_settings
 from flows.partitions import ensure_partitions
@@ -86,7 +91,7 @@ def _stamp() -> str:
     return datetime.now(UTC).strftime("%Y%m%d%H%M%S")
 
 
-def _lap(timings: dict[str, float], name: str, since: float) -> None:
+def _lap(timings: dict[str, Any], name: str, since: float) -> None:
     timings[name] = round(time.monotonic() - since, 3)
 
 
@@ -119,7 +124,7 @@ async def refresh_catalog(full: bool = False) -> dict[str, Any] | State[Any]:
         logger.warning(message)
         return Completed(message=message)
 
-    timings: dict[str, float] = {}
+    timings: dict[str, Any] = {}  # step seconds; "dbt_nodes": {node: seconds}
     fields: dict[str, Any] = {}
     run_id: int | None = None
     recorded = False  # the run's outcome is in refresh_runs: only the report may follow
@@ -155,8 +160,12 @@ async def refresh_catalog(full: bool = False) -> dict[str, Any] | State[Any]:
             build_dir = work_dir / "build"
             copy_parse_cache(PARSE_CACHE, build_dir / PARTIAL_PARSE)
             step = time.monotonic()
-            node_times, reniced = await build_models(settings, str(build_dir), full=full)
+            node_times, reniced = await build_models(
+                settings, str(build_dir), full=full or changes.full_rebuild
+            )
             _lap(timings, "build", step)
+            # the state now holds what this definition computes
+            await record_state_definition(settings, changes.definition_hash)
             timings.update(node_times)
             copy_parse_cache(build_dir / PARTIAL_PARSE, PARSE_CACHE)
         finally:
@@ -167,6 +176,10 @@ async def refresh_catalog(full: bool = False) -> dict[str, Any] | State[Any]:
         _lap(timings, "publish", step)
         if old_schema:  # dropped by a later run's cleanup, after replicas are done with it
             logger.info("kept %s for replicas still reading it", old_schema)
+
+        step = time.monotonic()
+        await vacuum_state(settings)
+        _lap(timings, "vacuum", step)
 
         generation = await published_generation(settings)
         rows = await count_mart_rows(settings)

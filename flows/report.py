@@ -54,6 +54,7 @@ def report_table(
     table += [
         {"section": "timing", "name": step, "value": seconds}
         for step, seconds in (fields.get("timings") or {}).items()
+        if isinstance(seconds, int | float)  # not the per-node times ("dbt_nodes")
     ]
     table += [{"section": "rows", "name": name, "value": n} for name, n in rows.items()]
     return table

@@ -30,7 +30,10 @@ def dbt_env(settings: Settings, schema: str) -> dict[str, str]:
         # JIT compiles the staging view's long expressions for seconds per statement, and the
         # incremental models' plans cost enough to trigger it even when they read a few rows
         # (docs/BENCHMARKS.md, "Incremental refresh"): dbt's sessions run without it
-        PGOPTIONS=f"{os.environ.get('PGOPTIONS', '')} -c jit=off".strip(),
+        # The marts sort every offer's price steps and points (several sorts per query):
+        # with the server's default work_mem (4MB) they spill to disk, more so as the history
+        # grows. The state models ask for more themselves (`set local work_mem`).
+        PGOPTIONS=f"{os.environ.get('PGOPTIONS', '')} -c jit=off -c work_mem=128MB".strip(),
     )
     return env
 

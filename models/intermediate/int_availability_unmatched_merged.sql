@@ -6,7 +6,7 @@
         incremental_strategy='delete+insert',
         on_schema_change='fail',
         pre_hook=["{{ clear_state_on_full_rebuild() }}"],
-        post_hook=["analyze {{ this }}"],
+        post_hook=["{{ analyze_for_planner() }}"],
         indexes=[
             {'columns': ['availability_raw', 'seller'], 'unique': true},
         ],
@@ -31,8 +31,8 @@
     On a full rebuild (`state_full_rebuild`) every accepted raw row is read from staging, and
     `recent_snapshot_ids` are the ids among that run's arrivals (the ids the ledger records).
 
-    Depends on the availability_rules seed: after a rule change the state must be rebuilt
-    (`pricecat refresh --full`, docs/OPERATIONS.md).
+    Depends on the availability_rules seed: after a rule change the state must be rebuilt; the
+    refresh flow does so by itself (a changed state definition, flows/changes.py).
 #}
 
 {%- set full = not is_incremental() or state_full_rebuild() %}

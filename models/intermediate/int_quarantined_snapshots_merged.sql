@@ -6,7 +6,7 @@
         incremental_strategy='delete+insert',
         on_schema_change='fail',
         pre_hook=["{{ clear_state_on_full_rebuild() }}"],
-        post_hook=["analyze {{ this }}"],
+        post_hook=["{{ analyze_for_planner() }}"],
         indexes=[
             {'columns': ['snapshot_id'], 'unique': true},
         ],

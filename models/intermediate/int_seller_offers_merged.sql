@@ -5,8 +5,9 @@
         unique_key=['slug', 'seller'],
         incremental_strategy='delete+insert',
         on_schema_change='fail',
+        meta={'analyze_columns': ['slug', 'seller']},
         pre_hook=["set local work_mem = '1GB'", "{{ create_snapshot_ledger() }}"],
-        post_hook=["{{ record_merged_snapshots() }}", "analyze {{ this }}"],
+        post_hook=["{{ record_merged_snapshots() }}", "{{ analyze_for_planner() }}"],
         indexes=[
             {'columns': ['slug', 'seller'], 'unique': true},
         ],

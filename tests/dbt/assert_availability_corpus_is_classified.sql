@@ -1,3 +1,4 @@
+{{ config(tags=['seed_check']) }}
 -- Every text of the availability_corpus seed is classified as a shopper reads it. Returns one
 -- row per misclassified text, naming the text (quoted, so blanks show) and both classes.
 with

@@ -1,3 +1,4 @@
+{{ config(tags=['seed_check']) }}
 -- An availability rule may mark a text available or pre-orderable, never both.
 select
     rule_order,

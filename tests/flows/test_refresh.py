@@ -19,6 +19,7 @@ from typing import Any
 import asyncpg
 import pytest
 
+from flows.build import STATE_TABLES
 from flows.refresh import (
     REFRESH_LOCK_KEY,
     DbtBuildFailed,
@@ -127,6 +128,39 @@ def test_refresh_publishes_and_bumps_generation(
     import json
 
     assert {"changes", "build", "publish"} <= set(json.loads(timings["timings"]))
+    # dbt's per-node times: every model and test by name; the models' sum is dbt_models
+    step_times = json.loads(timings["timings"])
+    nodes = step_times["dbt_nodes"]
+    assert {"model.int_seller_offers_merged", "model.catalog_slug_summary",
+            "test.unique_catalog_slug_summary_slug"} <= set(nodes)
+    assert sum(v for k, v in nodes.items() if k.startswith("model.")) == pytest.approx(
+        step_times["dbt_models"], abs=0.01
+    )
+    # the seed checks (tag seed_check) are left to the test suite; the marts' tests run
+    assert "test.assert_seller_priority_rule_holds" in nodes
+    assert not {"test.assert_availability_rules_are_exclusive",
+                "test.assert_availability_corpus_is_classified",
+                "test.unique_seller_priority_seller"} & set(nodes)
+    # statistics only on the columns a model names in meta.analyze_columns (not price_points)
+    analyzed = helpers.fetch(
+        flow_settings,
+        "select tablename, attname from pg_stats where schemaname in ('catalog', 'catalog_state')"
+        " and tablename in ('catalog_slug_seller_summary', 'int_seller_offers_merged')",
+    )
+    assert {(r["tablename"], r["attname"]) for r in analyzed} == {
+        (t, c) for t in ("catalog_slug_seller_summary", "int_seller_offers_merged")
+        for c in ("slug", "seller")
+    } | {("catalog_slug_seller_summary", "seller_priority")}
+    # the incremental state was vacuumed after the publish: no dead rows left
+    dead = helpers.fetch(
+        flow_settings,
+        "select relname, n_dead_tup, vacuum_count from pg_stat_user_tables"
+        " where schemaname = 'catalog_state'",
+    )
+    vacuumed = {r["relname"]: r["vacuum_count"] for r in dead}
+    state_tables = {t.split(".")[1] for t in STATE_TABLES}
+    assert state_tables >= {"int_seller_offers_merged", "merged_snapshot_ids"}
+    assert all((vacuumed.get(t) or 0) >= 1 for t in state_tables), vacuumed
     deal_events = helpers.fetch(
         flow_settings, "select count(*) as n from catalog.catalog_deal_events"
     )[0]["n"]

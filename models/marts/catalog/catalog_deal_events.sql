@@ -1,6 +1,7 @@
 {{
     config(
         materialized='table',
+        meta={'analyze_columns': ['slug', 'seller', 'event_type', 'happened_at']},
         indexes=[
             {'columns': ['happened_at']},
             {'columns': ['slug', 'seller']},
@@ -59,21 +60,34 @@ lowest_ever as (
     where price < earlier_min_price
 ),
 
+-- the prices in force during the 90 days before a step: the earlier steps that ended after
+-- valid_from - 90 days. An offer's steps are contiguous (an earlier step ends where the next one
+-- starts), so they are the steps up to the previous one whose valid_to lies in
+-- (previous valid_to - 90 days, previous valid_to]: one window frame over valid_to, read at the
+-- previous step (timestamps have microsecond resolution, so "> x - 90 days" is
+-- ">= x - (90 days - 1 microsecond)"). A self-join on the offer would pair every step with every
+-- earlier one: quadratic in the history.
+recent_mins as (
+    select
+        slug,
+        seller,
+        price,
+        valid_from,
+        min(price) over (
+            partition by slug, seller order by valid_to asc
+            range between interval '90 days -00:00:00.000001' preceding and current row
+        ) as recent_min_price
+    from steps
+),
+
 window_mins as (
     select
-        steps.slug,
-        steps.seller,
-        steps.price,
-        steps.valid_from,
-        min(earlier.price) as window_min_price
-    from steps
-    inner join steps as earlier
-        on
-            steps.slug = earlier.slug
-            and steps.seller = earlier.seller
-            and steps.valid_from > earlier.valid_from
-            and steps.valid_from - interval '90 days' < earlier.valid_to
-    group by steps.slug, steps.seller, steps.price, steps.valid_from
+        slug,
+        seller,
+        price,
+        valid_from,
+        lag(recent_min_price) over (partition by slug, seller order by valid_from asc) as window_min_price
+    from recent_mins
 ),
 
 lowest_90d as (
@@ -87,14 +101,14 @@ lowest_90d as (
     where price < window_min_price
 ),
 
+-- price and time are parsed from the point's text only for the events (a fraction of the points)
 points as (
     select
         seller_points.slug,
         seller_points.seller,
         price_point.point_number,
-        (price_point.point_value ->> 1)::numeric(12, 2) as price,
-        (price_point.point_value ->> 2)::boolean as is_available,
-        (price_point.point_value ->> 0)::timestamptz as scraped_at
+        price_point.point_value,
+        (price_point.point_value ->> 2)::boolean as is_available
     from seller_points
     cross join
         lateral jsonb_array_elements(seller_points.price_points)
@@ -113,8 +127,8 @@ back_in_stock as (
         slug,
         seller,
         'back_in_stock' as event_type,
-        price,
-        scraped_at as happened_at
+        (point_value ->> 1)::numeric(12, 2) as price,
+        (point_value ->> 0)::timestamptz as happened_at
     from availability_changes
     where is_available and not was_available
 ),

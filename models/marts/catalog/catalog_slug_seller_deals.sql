@@ -1,6 +1,7 @@
 {{
     config(
         materialized='table',
+        meta={'analyze_columns': ['slug', 'seller', 'discount_percent', 'is_available', 'is_preorder', 'categories']},
         indexes=[
             {'columns': ['slug', 'seller'], 'unique': true},
             {'columns': ['discount_percent desc', 'slug', 'seller']},

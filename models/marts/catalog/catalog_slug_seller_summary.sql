@@ -1,6 +1,7 @@
 {{
     config(
         materialized='table',
+        meta={'analyze_columns': ['slug', 'seller', 'seller_priority']},
         indexes=[
             {'columns': ['slug', 'seller'], 'unique': true},
             {'columns': ['seller']},
