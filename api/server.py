@@ -375,6 +375,7 @@ def _shield_sync_manager_from_sigterm(app: Sanic[Any, Any]) -> None:
 
     app.register_listener(restore, "main_process_start")
     app.register_listener(_stop_once_on_signal, "after_server_start")
+    app.register_listener(_ignore_stop_signals, "before_server_stop")
 
 
 async def _stop_once_on_signal(app: Sanic[Any, Any]) -> None:
@@ -396,3 +397,15 @@ async def _stop_once_on_signal(app: Sanic[Any, Any]) -> None:
 
     for signum in (signal.SIGINT, signal.SIGTERM):
         loop.add_signal_handler(signum, stop_once)
+
+
+def _ignore_stop_signals(_app: Sanic[Any, Any]) -> None:
+    """In each worker, once it is stopping: further SIGINT/SIGTERM are ignored. Sanic removes the
+    loop's signal handlers (ours above) as soon as the loop stops, which restores Python's
+    defaults: the SIGINT the main process sends each worker on shutdown, arriving while the worker
+    drains its connections, raised KeyboardInterrupt inside that drain (a traceback, the drain cut
+    short). Sanic's main process still ends a worker that outlives the graceful timeout."""
+    import signal
+
+    for signum in (signal.SIGINT, signal.SIGTERM):
+        signal.signal(signum, signal.SIG_IGN)

@@ -80,6 +80,24 @@ async def _ensure_ops_table(conn: asyncpg.Connection) -> None:
             await conn.execute(f"grant select on {OPS_SCHEMA}.refresh_runs to {API_ROLE}")
 
 
+#: rows older than the kept days go, except the two the flow and /metrics read: the newest
+#: published run (its build and row counts) and the newest run that built (changes.py)
+PRUNE_SQL = f"""
+delete from {OPS_SCHEMA}.refresh_runs
+where
+    started_at < now() - make_interval(days => $1)
+    and status <> 'running'
+    and run_id not in (
+        select coalesce(max(r.run_id) filter (where r.status = 'published'), 0)
+        from {OPS_SCHEMA}.refresh_runs as r
+        union all
+        select
+            coalesce(max(r.run_id) filter (where r.status in ('published', 'failed', 'aborted')), 0)
+        from {OPS_SCHEMA}.refresh_runs as r
+    )
+"""  # noqa: S608 (constant schema name)
+
+
 @task(name="start-run-log", retries=3, retry_delay_seconds=RETRY_DELAYS, **TASK_OPTIONS)
 async def start_run_log(settings: Settings, flow_run_id: str | None, status: str) -> int:
     """Insert this run's refresh_runs row; a 'running' run also marks dead runs as aborted."""
@@ -98,6 +116,7 @@ async def start_run_log(settings: Settings, flow_run_id: str | None, status: str
             )
             if aborted != "UPDATE 0":
                 get_run_logger().warning("marked leftover 'running' rows as aborted (%s)", aborted)
+        await conn.execute(PRUNE_SQL, settings.refresh_runs_keep_days)
         run_id: int = await conn.fetchval(
             f"""
             insert into {OPS_SCHEMA}.refresh_runs (flow_run_id, status, finished_at, error)

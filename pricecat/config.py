@@ -132,6 +132,13 @@ class Settings(BaseSettings):
         "it) the build's Postgres backends, so API queries win the CPU during a build; 0 = off",
         ge=0, le=MAX_NICE,
     )
+    refresh_runs_keep_days: int = _env(
+        "REFRESH_RUNS_KEEP_DAYS", 30,
+        "Refresh: days of catalog_ops.refresh_runs rows kept (one row per run, a run a minute); "
+        "older rows are deleted at the start of each run, except the newest published run and "
+        "the newest run that built",
+        ge=1,
+    )
     # --- API ---
     api_database_url: str = _env(
         "API_DATABASE_URL", "",
