@@ -92,7 +92,7 @@ def load_average() -> float:
 
 def summary(r: dict[str, Any]) -> dict[str, Any]:
     return {k: r[k] for k in ("rps", "latency_ms", "errors_total", "statuses", "x_cache",
-                              "mean_ok_body_bytes", "command")}
+                              "x_cache_nginx", "mean_ok_body_bytes", "command")}
 
 
 def refresh_phase(base: str, api: str, paths_file: Path, workdir: Path,
@@ -281,6 +281,7 @@ def main(argv: list[str] | None = None) -> int:
         ratio = f" ({r['rps'] / static_rps:.2f}x the static before it)" if static_rps else ""
         log(f"{k}: {r['rps']:,.0f} req/s p50 {r['latency_ms']['p50']} ms "
             f"p99 {r['latency_ms']['p99']} ms errors {r['errors_total']}{ratio} "
+            f"X-Cache-Nginx {r.get('x_cache_nginx') or '-'} "
             f"load {r['load_before']} -> {r['load_after']}")
     commit = subprocess.run(["git", "rev-parse", "--short", "HEAD"], capture_output=True,
                             text=True, check=False, cwd=REPO_ROOT).stdout.strip()
