@@ -30,8 +30,10 @@ Callers pass everything after ``g<gen>:``; every argument of the query is in tha
   request asks again). A waiting refresh whose generation was superseded by a publish is
   skipped. Each runs in a fresh context, so it never keeps a request alive.
 - In-process LRU (per worker, ``local_max_entries`` / ``local_max_bytes``): a hit costs no Redis
-  round trip. Its entries are keyed by the full key (generation included) and revalidated
-  against Redis (in the background) at least every ``local_max_ttl`` seconds.
+  round trip. Its entries are keyed by the full key (generation included) and answered until
+  their own soft TTL; then the refresh (stale-while-revalidate, above) reads Redis first, so a
+  value another worker refreshed meanwhile is taken from there. No shorter revalidation: a key's
+  data is one build's, and every copy of it is fresh for the TTL it was loaded with.
 - Redis round trips: memory hit 0, Redis hit 1 (GET), miss 3 (GET; SET NX lock + GET;
   SET value + release lock), plus the shared generation read at most once a second.
 - Single flight: concurrent misses on one key in a worker share one load (one task, shielded
@@ -40,8 +42,10 @@ Callers pass everything after ``g<gen>:``; every argument of the query is in tha
   value (backing off), falling back to their own query if the lock holder gives up.
 - Redis unreachable: answered straight from Postgres (``X-Cache: bypass``, metric
   ``pricecat_redis_degraded_total``); after a connection failure Redis is skipped for
-  ``redis_retry_seconds`` instead of timing out on every request. An exhausted client pool is
-  load, not an outage: that lookup falls back to Postgres, Redis stays in use.
+  ``redis_retry_seconds`` instead of timing out on every request. Load is not an outage: an
+  exhausted client pool, or a timeout while other calls' replies still arrive (or one that fired
+  late, the event loop blocked), makes that lookup alone fall back to Postgres; Redis stays in
+  use (``_is_load``).
 - Postgres unreachable (or a statement timed out): whatever is cached is still served, stale
   entries included; a miss falls back to the previous generation's entry when one is still
   held (``X-Cache: stale``), else raises the 503.
@@ -73,6 +77,7 @@ from typing import Any, Literal, TypeVar
 from redis.asyncio import Redis
 from redis.exceptions import ConnectionError as RedisConnectionError
 from redis.exceptions import RedisError
+from redis.exceptions import TimeoutError as RedisTimeoutError
 
 from api import metrics
 from api.errors import ServiceUnavailable
@@ -114,8 +119,6 @@ class CacheOptions:
     generation_grace_seconds: float = 0.25
     local_max_entries: int = 10_000
     local_max_bytes: int = 64 * 1024 * 1024
-    #: an in-process entry is revalidated against Redis at least this often
-    local_max_ttl: float = 60.0
     #: how long an entry is kept (and served while revalidating) after its TTL
     stale_seconds: int = 600
     redis_retry_seconds: float = 1.0
@@ -235,6 +238,8 @@ class Cache:
         self._generation_at = 0.0
         self._generation_task: asyncio.Task[int] | None = None
         self._down_until = 0.0
+        #: when the last Redis call succeeded (a timeout after it is load: _is_load)
+        self._redis_ok_at = 0.0
         self._last_warning = 0.0
         self._closed = False
         self._release = self.redis.register_script(_RELEASE_LOCK)
@@ -245,11 +250,25 @@ class Cache:
         if time.monotonic() < self._down_until:
             raise RedisDown("redis marked down")
 
-    def _trip(self, exc: BaseException) -> RedisDown:
-        # an exhausted client pool is load, not an outage: don't stop using Redis for it
-        exhausted = isinstance(exc, RedisConnectionError) and "No connection available" in str(exc)
+    def _is_load(self, exc: BaseException, started: float, now: float) -> bool:
+        """Whether a failed Redis call shows load on this worker rather than a Redis outage:
+        an exhausted client pool, or a timeout while Redis was answering. A timeout is load when
+        another call's reply arrived after this call was sent (Redis answers; this event loop was
+        too busy to read the reply in time), or when the timeout fired late by more than half of
+        it (the loop was blocked: the reply may have been waiting unread)."""
+        if isinstance(exc, RedisConnectionError) and "No connection available" in str(exc):
+            return True
+        if not isinstance(exc, (TimeoutError, RedisTimeoutError)):
+            return False
+        if self._redis_ok_at > started:
+            return True
+        timeout = self.redis.connection_pool.connection_kwargs.get("socket_timeout")
+        return timeout is not None and now - started > 1.5 * float(timeout)
+
+    def _trip(self, exc: BaseException, started: float) -> RedisDown:
+        # load is not an outage: don't stop using Redis for it (that lookup alone falls back)
         now = time.monotonic()
-        if not exhausted:
+        if not self._is_load(exc, started, now):
             self._down_until = now + self.options.redis_retry_seconds
         if now - self._last_warning >= 1.0:  # at most one line a second per worker
             self._last_warning = now
@@ -258,10 +277,13 @@ class Cache:
 
     async def _redis(self, op: Callable[[], Awaitable[T]]) -> T:
         self._check_breaker()
+        started = time.monotonic()
         try:
-            return await op()
+            result = await op()
         except (TimeoutError, RedisError, OSError) as exc:
-            raise self._trip(exc) from exc
+            raise self._trip(exc, started) from exc
+        self._redis_ok_at = time.monotonic()
+        return result
 
     async def generation(self, force: bool = False) -> int:
         """The current data generation (cached per worker for generation_check_seconds; for up
@@ -386,7 +408,7 @@ class Cache:
         hard_left = left + self.options.stale_seconds
         if hard_left <= 0:
             return
-        item = _LocalItem(entry, time.monotonic() + min(left, self.options.local_max_ttl))
+        item = _LocalItem(entry, time.monotonic() + left)
         self._local.put(key, item, ttl=hard_left, size=len(entry.body) + len(key) + _ENTRY_OVERHEAD)
 
     def clear_local(self) -> None:

@@ -8,12 +8,13 @@ the one If-None-Match matcher (cached JSON, the Atom feed, the image proxy).
 
 Fast path (``ResponseMemo``): a GET answered from the cache remembers, per worker, which cache
 key its raw URL (path + query string, as received) resolved to. The next GET of the same raw URL
-is answered by the request middleware from that key's in-process entry, with the headers built
-once per entry: no routing to the handler, no parsing, no validation, no key building. It only
-answers what the full path would answer the same way (``Cache.fresh_memory_entry``: current
-generation, no generation re-read due, entry fresh and not due for revalidation); otherwise the
-request takes the full path. A URL that fails validation never reaches the cache, so it is never
-remembered.
+is answered from that key's in-process entry before Sanic routes it (``ApiSanic.handle_request``:
+no routing, no middleware, no signals; the rate limit, request metrics and CORS are applied by
+the fast path itself), with the headers built once per entry: no parsing, no validation, no key
+building. It only answers what the full path would answer the same way
+(``Cache.fresh_memory_entry``: current generation, no generation re-read due, entry fresh);
+otherwise the request takes the full path. A URL that fails validation never reaches the cache,
+so it is never remembered.
 """
 
 from __future__ import annotations
@@ -21,10 +22,12 @@ from __future__ import annotations
 import gzip
 import math
 import time
+from asyncio import CancelledError
+from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
-from sanic import HTTPResponse, Request
+from sanic import HTTPResponse, Request, Sanic
 from sanic.exceptions import BadURL
 
 from api import metrics
@@ -56,6 +59,44 @@ class ApiRequest(Request):
             if kwargs.get("method") != "NONE":
                 raise
             super().__init__(b"/", *args, **kwargs)
+
+
+#: request -> its answer, or None (then Sanic routes the request as usual); may raise (the error
+#: is answered as if the request middleware had raised it)
+FastPath = Callable[[Request], HTTPResponse | None]
+
+
+class ApiSanic(Sanic):  # type: ignore[type-arg]
+    """Sanic, with a fast path tried before its own request handling: a GET the fast path
+    answers (``fast_path``, set by ``api.server.create_app``: the raw-URL response memo) is sent
+    as it is, with no routing, no middleware and no signals; any other request, or one the fast
+    path declines, takes ``Sanic.handle_request``."""
+
+    __slots__ = ("fast_path",)
+
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        self.fast_path: FastPath | None = None
+
+    async def handle_request(self, request: Request) -> None:
+        fast = self.fast_path
+        if fast is not None:
+            try:
+                answer = fast(request)
+                if answer is not None:
+                    # what Request.respond does (bind the response to the connection), minus
+                    # the response middleware: the fast path did its work already
+                    stream = request.stream
+                    response = answer if stream is None else stream.respond(answer)
+                    request.responded = True
+                    await response.send(end_stream=True)
+                    return
+            except CancelledError:
+                raise
+            except Exception as exc:  # noqa: BLE001 - answered as Sanic answers a middleware's
+                await self.handle_exception(request, exc, run_middleware=False)
+                return
+        await super().handle_request(request)
 
 
 def _parse_accepts_gzip(header: str) -> bool:
@@ -216,28 +257,43 @@ def _fast_respond(request: Request, entry: Entry, generation: int) -> HTTPRespon
 
 
 class ResponseMemo:
-    """Per worker: raw URL of a GET -> (generation, cache key, cache-lookup metric) it was
-    answered under (module docstring: fast path)."""
+    """Per worker: raw URL of a GET -> what it was answered under (module docstring: fast
+    path): the generation, the cache key, the cache-lookup metric, the matched route (for the
+    request metrics and error handling) and whether the rate limit applies (an /api/ path)."""
 
     def __init__(self, max_entries: int = 20_000) -> None:
-        self._keys: LRU[bytes, tuple[int, str, Any]] = LRU(max_entries)
+        self._keys: LRU[bytes, tuple[int, str, Any, Any, bool]] = LRU(max_entries)
 
     def remember(self, request: Request, outcome: Outcome) -> None:
         if outcome.generation is None or not outcome.key or request.method != "GET":
             return
         counter = metrics.child(metrics.CACHE, outcome.endpoint, "hit", "memory")
-        self._keys.put(request.raw_url, (outcome.generation, outcome.key, counter))
+        self._keys.put(
+            request.raw_url,
+            (
+                outcome.generation,
+                outcome.key,
+                counter,
+                request.route,
+                request.path.startswith("/api/"),
+            ),
+        )
 
-    def answer(self, request: Request, cache: Cache) -> HTTPResponse | None:
-        """The cached answer of a remembered GET, or None (then the full path answers)."""
+    def lookup(self, request: Request, cache: Cache) -> tuple[Entry, int, Any, Any, bool] | None:
+        """(entry, generation, cache-lookup metric, route, rate-limited) of a remembered GET
+        whose in-process entry answers as it is, else None (then the full path answers)."""
         found = self._keys.get(request.raw_url)
         if found is None or request.method != "GET":
             return None
-        generation, key, counter = found
+        generation, key, counter, route, limited = found
         entry = cache.fresh_memory_entry(generation, key)
         if entry is None:
             return None
-        metrics.count(counter)
+        return entry, generation, counter, route, limited
+
+    @staticmethod
+    def respond(request: Request, entry: Entry, generation: int) -> HTTPResponse:
+        """The fast-path answer of ``entry`` (a fresh in-process hit)."""
         request.ctx.cached = True
         if "origin" in request.headers:  # CORS headers are added to response.headers
             return respond(request, entry, "hit", True, generation)

@@ -195,11 +195,11 @@ class Settings(BaseSettings):
         "request", ge=0,
     )
     local_cache_entries: int = _env(
-        "API_LOCAL_CACHE_ENTRIES", 10_000,
+        "API_LOCAL_CACHE_ENTRIES", 25_000,
         "API: entries of the in-process cache per worker; 0 disables that layer", ge=0,
     )
     local_cache_mb: float = _env(
-        "API_LOCAL_CACHE_MB", 64.0, "API: size bound of the in-process cache per worker (MiB)",
+        "API_LOCAL_CACHE_MB", 160.0, "API: size bound of the in-process cache per worker (MiB)",
         ge=0,
     )
     cache_stale_seconds: int = _env(

@@ -136,12 +136,40 @@ def test_fast_path_answers_like_the_full_path(fast_api: ApiServer) -> None:
 
 def test_fast_path_ends_with_the_generation(fast_api: ApiServer) -> None:
     """A remembered URL is answered from memory only while its generation is current: after a
-    publish, the next check (at most 1 s later) turns it into a miss of the new generation."""
+    publish, the next check turns it into a miss of the new generation. The current generation
+    is trusted for 1 s after its last read, plus a 0.25 s grace while a re-read runs
+    (api/cache.py), so 1.5 s after the publish no worker answers the old one."""
     api = fast_api
     path = "/api/v1/products/cerna-kocka"
     api.get(path)
     assert api.get(path).headers["x-cache"] == "hit"
     api.bump_generation()
-    time.sleep(1.2)
+    time.sleep(1.5)
     assert api.get(path).headers["x-cache"] == "miss"
     assert api.get(path).headers["x-cache"] == "hit"
+
+
+def test_fast_path_keeps_the_rate_limit(db_settings: Settings, api_log_dir: Path) -> None:
+    """Answers from the memo (sent before routing, api.http.ApiSanic) still spend the client's
+    rate-limit tokens; the 429 is the JSON error, with CORS headers, counted under the route."""
+    settings = server_settings(db_settings, rate_limit_per_minute=3, cors_origins=(ALLOWED_ORIGIN,))
+    # the generation is trusted for minutes: every repeat of the URL is a fast-path candidate
+    env = {"API_GENERATION_CHECK_SECONDS": "300"}
+    path = "/api/v1/products/cerna-kocka"
+    headers = {"Origin": ALLOWED_ORIGIN, "Accept-Encoding": "identity"}
+    with run_server(settings, api_log_dir, env=env) as server, server.client() as c:
+        answers = [c.get(path, headers=headers) for _ in range(3)]
+        assert [r.status_code for r in answers] == [200, 200, 200]
+        assert [r.headers["x-cache"] for r in answers] == ["miss", "hit", "hit"]
+        before = server.metrics()
+        limited = c.get(path, headers=headers)
+        assert limited.status_code == 429
+        assert limited.json()["error"]["code"] == "rate_limited"
+        assert int(limited.headers["retry-after"]) >= 1
+        assert limited.headers["access-control-allow-origin"] == ALLOWED_ORIGIN
+        after = server.metrics()
+    route = "/api/v1/products/<slug:str>"
+    counted = metric_sum(after, "pricecat_http_requests_total", route=route, status="429")
+    assert (
+        counted - metric_sum(before, "pricecat_http_requests_total", route=route, status="429") == 1
+    )
