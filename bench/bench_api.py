@@ -387,6 +387,8 @@ def run_wrk(base: str, paths_file: Path, workdir: Path, tag: str, args: argparse
         "socket_errors": res["errors"],
         "errors_total": bad + socket_errors,
         "x_cache": xc,
+        # nginx's micro-cache status (X-Cache-Nginx) when the answers went through it
+        "x_cache_nginx": res.get("x_cache_nginx", {}),
         "error_codes": res.get("error_codes", {}),
         "x_cache_hit_ratio": round(xc.get("hit", 0) / looked_up, 4) if looked_up else None,
         "mean_body_bytes": round(res["body_bytes"] / res["responses"]) if res["responses"] else 0,

@@ -92,7 +92,7 @@ def load_average() -> float:
 
 def summary(r: dict[str, Any]) -> dict[str, Any]:
     return {k: r[k] for k in ("rps", "latency_ms", "errors_total", "statuses", "x_cache",
-                              "mean_ok_body_bytes", "command")}
+                              "x_cache_nginx", "mean_ok_body_bytes", "command")}
 
 
 def refresh_phase(base: str, api: str, paths_file: Path, workdir: Path,
@@ -206,6 +206,13 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--gzip", action="store_true")
     ap.add_argument("--seed", type=int, default=11)
     ap.add_argument("--no-refresh", action="store_true")
+    ap.add_argument("--phases", default="static,direct,nginx,micro",
+                    help="comma-separated subset of static,direct,nginx,micro to run (A/B runs of "
+                         "the nginx config: static,micro); --write-docs needs them all")
+    ap.add_argument("--rounds", type=int, default=1,
+                    help="run the chosen phases this many times in turn (static, micro, static, "
+                         "micro, ...): the ratio of neighbours is less exposed to the load of "
+                         "other processes on a shared machine")
     ap.add_argument("--write-docs", action="store_true")
     ap.add_argument("--json", default=str(REPO_ROOT / "test-output" / "bench_cluster.json"))
     args = ap.parse_args(argv)
@@ -246,20 +253,36 @@ def main(argv: list[str] | None = None) -> int:
         before = load_average()
         phases[name] = {**run(), "load_before": before, "load_after": load_average()}
 
-    phase("static", lambda: run_wrk(micro, static_paths, workdir, "static", args))
-    phase("direct", lambda: run_wrk(api, paths_file, workdir, "direct", args))
-    phase("nginx", lambda: run_wrk(plain, paths_file, workdir, "nginx", args))
-    # as the API's cache above: warm nginx's cache (one request per distinct path; this also
-    # waits out the requests the no-micro-cache phase left queued in the instances)
-    log("prefilling nginx's micro-cache")
-    asyncio.run(prefill_as_wrk(micro, sorted(set(paths)), 32, args.gzip))
-    phase("micro", lambda: run_wrk(micro, paths_file, workdir, "micro", args))
+    chosen = [p for p in ("static", "direct", "nginx", "micro") if p in args.phases.split(",")]
+    for n in range(1, args.rounds + 1):
+        suffix = "" if n == 1 else f"#{n}"
+        for name in chosen:
+            if name == "static":
+                phase("static" + suffix,
+                      lambda: run_wrk(micro, static_paths, workdir, "static", args))
+            elif name == "direct":
+                phase("direct" + suffix, lambda: run_wrk(api, paths_file, workdir, "direct", args))
+            elif name == "nginx":
+                phase("nginx" + suffix, lambda: run_wrk(plain, paths_file, workdir, "nginx", args))
+            else:
+                if n == 1:
+                    # as the API's cache above: warm nginx's cache (one request per distinct
+                    # path; this also waits out the requests the no-micro-cache phase left
+                    # queued in the instances)
+                    log("prefilling nginx's micro-cache")
+                    asyncio.run(prefill_as_wrk(micro, sorted(set(paths)), 32, args.gzip))
+                phase("micro" + suffix, lambda: run_wrk(micro, paths_file, workdir, "micro", args))
     if not args.no_refresh:
         phase("refresh", lambda: refresh_phase(micro, api, paths_file, workdir, args,
                                                database_url))
+    static_rps = 0.0
     for k, r in phases.items():
+        static_rps = r["rps"] if k.startswith("static") else static_rps
+        ratio = f" ({r['rps'] / static_rps:.2f}x the static before it)" if static_rps else ""
         log(f"{k}: {r['rps']:,.0f} req/s p50 {r['latency_ms']['p50']} ms "
-            f"p99 {r['latency_ms']['p99']} ms errors {r['errors_total']}")
+            f"p99 {r['latency_ms']['p99']} ms errors {r['errors_total']}{ratio} "
+            f"X-Cache-Nginx {r.get('x_cache_nginx') or '-'} "
+            f"load {r['load_before']} -> {r['load_after']}")
     commit = subprocess.run(["git", "rev-parse", "--short", "HEAD"], capture_output=True,
                             text=True, check=False, cwd=REPO_ROOT).stdout.strip()
     report = {
@@ -270,7 +293,9 @@ def main(argv: list[str] | None = None) -> int:
         "args": vars(args), "phases": {k: v for k, v in phases.items()},
     }
     Path(args.json).write_text(json.dumps(report, indent=2, default=str))
-    if args.write_docs and "refresh" in phases:
+    if args.write_docs and "refresh" in phases and all(
+        p in phases for p in ("static", "direct", "nginx", "micro")
+    ):
         replace_section(SECTION, render(report))
     return 0
 
