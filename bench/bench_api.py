@@ -56,7 +56,7 @@ from urllib.parse import quote, urlencode
 import asyncpg
 import httpx
 
-from bench.common import fold, percentile
+from bench.common import fold, git_commit, percentile
 from bench.procs import PRICECAT, REPO_ROOT, Service, ServiceError, free_port
 from bench.prom import scrape
 from pricecat.config import API_ROLE, Settings, with_user
@@ -694,7 +694,7 @@ def render_load_section(r: dict[str, Any]) -> str:
     lines = [
         "## API under load",
         "",
-        f"Measured {r['finished_at']} with:",
+        f"Measured {r['finished_at']} on commit `{r.get('commit', '?')}` with:",
         "",
         "```",
         r["command"],
@@ -912,7 +912,8 @@ def render_payload_section(r: dict[str, Any]) -> str:
         f"({p['legacy_points_total']:,} points, median {p['legacy_points_per_row_median']} per "
         "row). Both as compact JSON.",
         "",
-        f"Measured {r['finished_at']}, command: `{r['command']}`.",
+        f"Measured {r['finished_at']} on commit `{r.get('commit', '?')}`, command: "
+        f"`{r['command']}`.",
         "",
         "| payload | raw | gzip |",
         "|---|---:|---:|",
@@ -972,7 +973,8 @@ def main(argv: list[str] | None = None) -> int:
 
     settings = Settings.from_env()
     api_url = os.environ.get("API_DATABASE_URL") or with_user(settings.database_url, API_ROLE)
-    report: dict[str, Any] = {"command": command, "args": vars(args), "machine": machine_facts(),
+    report: dict[str, Any] = {"command": command, "commit": git_commit(), "args": vars(args),
+                              "machine": machine_facts(),
                               # what `pricecat serve` below runs with: the same env (API_*)
                               "api_options": api_options_report(),
                               "loadavg_start": loadavg(), "phases": {}, "metrics": {},

@@ -44,6 +44,15 @@ def machine() -> str:
     return f"{platform.machine()}, {cpus} CPU cores{mem}, Python {platform.python_version()}"
 
 
+def git_commit() -> str:
+    """The checked-out commit (short hash): every figure in docs/ names the one it measured."""
+    import subprocess
+
+    done = subprocess.run(["git", "rev-parse", "--short", "HEAD"], cwd=Path(__file__).parent,
+                          capture_output=True, text=True, check=False)
+    return done.stdout.strip() or "unknown"
+
+
 def today() -> str:
     return datetime.now(UTC).strftime("%Y-%m-%d %H:%M UTC")
 
