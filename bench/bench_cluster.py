@@ -33,6 +33,7 @@ import httpx
 
 from bench.bench_api import PathMaker, prefill, run_wrk, sample_inputs, write_paths
 from bench.common import REPO_ROOT, machine, replace_section, today
+from bench.procs import PRICECAT
 
 SECTION = "Cluster: nginx micro-cache over 2 API instances reading a replica (bench_cluster)"
 SCRIPT = REPO_ROOT / "scripts" / "cluster.sh"
@@ -101,9 +102,9 @@ def refresh_phase(base: str, api: str, paths_file: Path, workdir: Path,
     gen_before = readyz(api)["generation"]
     env = {**os.environ, "DATABASE_URL": database_url}
     # one new scrape cycle, so the refresh has new data and publishes a new build
-    subprocess.run(["pricecat", "seed", "--append-cycle"], env=env, check=True,
+    subprocess.run([PRICECAT, "seed", "--append-cycle"], env=env, check=True,
                    stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
-    refresh = subprocess.Popen(["pricecat", "refresh"], env=env, stdout=subprocess.DEVNULL,
+    refresh = subprocess.Popen([PRICECAT, "refresh"], env=env, stdout=subprocess.DEVNULL,
                                stderr=subprocess.PIPE, text=True)
     started = time.monotonic()
     long_args = argparse.Namespace(**{**vars(args), "duration": args.refresh_duration})

@@ -300,6 +300,18 @@ start_prefect() {
             DATABASE_URL="$PRIMARY_URL" REDIS_URL="$REDIS_URL_CLUSTER" \
             prefect worker start --pool "$WORK_POOL" --type process --name "cluster-worker"
     fi
+    # `up` returns once the worker polls its pool (status says healthy from then on)
+    local i
+    for i in $(seq 1 60); do
+        worker_online && break
+        sleep 1
+    done
+    worker_online || die "the Prefect worker did not come online ($LOGS/prefect-worker.log)"
+}
+
+worker_online() {
+    alive prefect-worker && curl -fsS --max-time 2 -X POST -H 'Content-Type: application/json' -d '{}' \
+        "$PREFECT_URL/work_pools/$WORK_POOL/workers/filter" 2>/dev/null | grep -q '"status":"ONLINE"'
 }
 
 # --- status ----------------------------------------------------------------------------------------
@@ -327,8 +339,7 @@ components() {
     ok=false; curl -fsS -o /dev/null --max-time 2 "$PREFECT_URL/health" 2>/dev/null && ok=true
     echo "prefect-server $(pid_of prefect-server) $PREFECT_URL $ok"
     ok=false
-    if alive prefect-worker && curl -fsS --max-time 2 -X POST -H 'Content-Type: application/json' -d '{}' \
-        "$PREFECT_URL/work_pools/$WORK_POOL/workers/filter" 2>/dev/null | grep -q '"status":"ONLINE"'; then ok=true; fi
+    if worker_online; then ok=true; fi
     echo "prefect-worker $(pid_of prefect-worker) $PREFECT_URL/work_pools/$WORK_POOL $ok"
 }
 
