@@ -32,7 +32,7 @@ from typing import Any
 import httpx
 
 from bench.bench_api import PathMaker, prefill, run_wrk, sample_inputs, write_paths
-from bench.common import REPO_ROOT, machine, replace_section, today
+from bench.common import REPO_ROOT, git_commit, machine, replace_section, today
 from bench.procs import PRICECAT
 
 SECTION = "Cluster: nginx micro-cache over 2 API instances reading a replica (bench_cluster)"
@@ -284,8 +284,7 @@ def main(argv: list[str] | None = None) -> int:
             f"p99 {r['latency_ms']['p99']} ms errors {r['errors_total']}{ratio} "
             f"X-Cache-Nginx {r.get('x_cache_nginx') or '-'} "
             f"load {r['load_before']} -> {r['load_after']}")
-    commit = subprocess.run(["git", "rev-parse", "--short", "HEAD"], capture_output=True,
-                            text=True, check=False, cwd=REPO_ROOT).stdout.strip()
+    commit = git_commit()
     report = {
         "command": "python -m bench.bench_cluster " + " ".join(shlex.quote(a) for a in
                                                                (argv or sys.argv[1:])),

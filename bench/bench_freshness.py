@@ -43,7 +43,6 @@ import math
 import os
 import random
 import shutil
-import subprocess
 import sys
 import tempfile
 import time
@@ -58,10 +57,9 @@ from typing import Any
 import asyncpg
 import httpx
 
-from bench.common import machine, percentile, replace_section, today
+from bench.common import git_commit, machine, percentile, replace_section, today
 from bench.procs import (
     PRICECAT,
-    REPO_ROOT,
     VENV_BIN,
     Service,
     free_port,
@@ -620,9 +618,7 @@ def main() -> int:
         published = [r for r in runs_rows if r["status"] == "published"]
         [row] = asyncio.run(fetch(url, "select count(*) as n from public.product_price_snapshots"))
         facts = {
-            "commit": subprocess.run(["git", "rev-parse", "--short", "HEAD"], cwd=REPO_ROOT,
-                                     capture_output=True, text=True,
-                                     check=False).stdout.strip(),
+            "commit": git_commit(),
             "date": today(),
             "load_start": " / ".join(f"{x:.1f}" for x in load),
             "load_end": " / ".join(f"{x:.1f}" for x in os.getloadavg()),

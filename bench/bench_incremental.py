@@ -24,15 +24,14 @@ import argparse
 import asyncio
 import json
 import os
-import subprocess
 import sys
 from statistics import median
 from typing import Any
 
 import asyncpg
 
-from bench.common import machine, replace_section, today
-from bench.procs import PRICECAT, REPO_ROOT, run_step
+from bench.common import git_commit, machine, replace_section, today
+from bench.procs import PRICECAT, run_step
 from pricecat.config import Settings, with_database
 
 TITLE = "Incremental refresh (bench_incremental)"
@@ -130,8 +129,7 @@ def main() -> int:
     per_multiplier = {m: measure(args.rows, m, args.cycles) for m in multipliers}
     results = [r for m in multipliers for r in per_multiplier[m]]
 
-    commit = subprocess.run(["git", "rev-parse", "--short", "HEAD"], cwd=REPO_ROOT,
-                            capture_output=True, text=True, check=False).stdout.strip()
+    commit = git_commit()
     lines = [
         "| run | raw rows | status | changes | build (dbt build + tests) | publish | "
         "flow total | wall (incl. Prefect start-up) |",
