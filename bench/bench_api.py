@@ -39,6 +39,7 @@ import os
 import platform
 import random
 import re
+import resource
 import shlex
 import shutil
 import subprocess
@@ -364,8 +365,12 @@ def run_wrk(base: str, paths_file: Path, workdir: Path, tag: str, args: argparse
     gen_before = asyncio.run(current_generation(settings.database_url)) if settings else None
     log(f"{tag}: " + " ".join(cmd))
     cpu_before = cpu_seconds(server_pid)
+    wrk_before = resource.getrusage(resource.RUSAGE_CHILDREN)
     proc = subprocess.run(cmd, env=env, capture_output=True, text=True, check=False)
+    wrk_after = resource.getrusage(resource.RUSAGE_CHILDREN)
     cpu_after = cpu_seconds(server_pid)
+    wrk_cpu = (wrk_after.ru_utime + wrk_after.ru_stime
+               - wrk_before.ru_utime - wrk_before.ru_stime)
     gen_after = asyncio.run(current_generation(settings.database_url)) if settings else None
     if proc.returncode != 0 or not out.exists():
         raise SystemExit(f"bench_api: wrk failed ({proc.returncode})\n{proc.stdout}\n{proc.stderr}")
@@ -389,6 +394,8 @@ def run_wrk(base: str, paths_file: Path, workdir: Path, tag: str, args: argparse
         "x_cache": xc,
         # nginx's micro-cache status (X-Cache-Nginx) when the answers went through it
         "x_cache_nginx": res.get("x_cache_nginx", {}),
+        # answers per data build (X-Pricecat-Generation): a publish's turn-over
+        "generations": res.get("generations", {}),
         "error_codes": res.get("error_codes", {}),
         "x_cache_hit_ratio": round(xc.get("hit", 0) / looked_up, 4) if looked_up else None,
         "mean_body_bytes": round(res["body_bytes"] / res["responses"]) if res["responses"] else 0,
@@ -403,6 +410,9 @@ def run_wrk(base: str, paths_file: Path, workdir: Path, tag: str, args: argparse
         # server CPU (all its processes) per request, microseconds
         "cpu_us_per_request": round((cpu_after - cpu_before) * 1e6 / res["requests"], 1)
         if cpu_before is not None and cpu_after is not None and res["requests"] else None,
+        # wrk's own CPU per request (it shares the machine: more response headers cost it more)
+        "client_cpu_us_per_request": round(wrk_cpu * 1e6 / res["requests"], 1)
+        if res["requests"] else None,
         "wrk_stdout": proc.stdout,
     }
 

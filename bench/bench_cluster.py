@@ -22,6 +22,7 @@ import argparse
 import asyncio
 import json
 import os
+import re
 import shlex
 import subprocess
 import sys
@@ -29,6 +30,7 @@ import time
 from pathlib import Path
 from typing import Any
 
+import asyncpg
 import httpx
 
 from bench.bench_api import PathMaker, prefill, run_wrk, sample_inputs, write_paths
@@ -93,13 +95,49 @@ def load_average() -> float:
 
 def summary(r: dict[str, Any]) -> dict[str, Any]:
     return {k: r[k] for k in ("rps", "latency_ms", "errors_total", "statuses", "x_cache",
-                              "x_cache_nginx", "mean_ok_body_bytes", "command")}
+                              "x_cache_nginx", "generations", "mean_ok_body_bytes",
+                              "cpu_us_per_request", "client_cpu_us_per_request", "command")}
+
+
+#: nginx's own lines about a publish's hold (deploy/nginx/micro-cache-http.conf)
+HOLD_LINE = re.compile(r"^(\d{4}/\d\d/\d\d \d\d:\d\d:\d\d) .*pricecat publish hold of build (\d+) "
+                       r"(began|ended after ([\d.]+) s)")
+
+
+def hold_events(error_log: Path, since: float) -> list[dict[str, Any]]:
+    """The hold's start and end lines nginx logged after `since` (epoch seconds)."""
+    events: list[dict[str, Any]] = []
+    if not error_log.exists():
+        return events
+    for line in error_log.read_text(errors="replace").splitlines():
+        m = HOLD_LINE.match(line)
+        if not m:
+            continue
+        at = time.mktime(time.strptime(m.group(1), "%Y/%m/%d %H:%M:%S"))
+        if at + 1 < since:
+            continue
+        events.append({"at_s": round(at - since), "held_build": int(m.group(2)),
+                       "event": "began" if m.group(3) == "began" else "ended",
+                       "held_for_s": float(m.group(4)) if m.group(4) else None})
+    return events
+
+
+async def published_at(database_url: str) -> float | None:
+    """When the newest published refresh run finished (epoch seconds)."""
+    conn = await asyncpg.connect(database_url)
+    try:
+        at = await conn.fetchval("select max(finished_at) from catalog_ops.refresh_runs "
+                                 "where status = 'published'")
+    finally:
+        await conn.close()
+    return at.timestamp() if at else None
 
 
 def refresh_phase(base: str, api: str, paths_file: Path, workdir: Path,
                   args: argparse.Namespace, database_url: str) -> dict[str, Any]:
     """wrk on the micro-cached path while a refresh publishes; watch the API's generation."""
     gen_before = readyz(api)["generation"]
+    wall_start = time.time()
     env = {**os.environ, "DATABASE_URL": database_url}
     # one new scrape cycle, so the refresh has new data and publishes a new build
     subprocess.run([PRICECAT, "seed", "--append-cycle"], env=env, check=True,
@@ -135,7 +173,34 @@ def refresh_phase(base: str, api: str, paths_file: Path, workdir: Path,
     result["nginx_new_generation_after_s"] = nginx_after
     result["generation_before"] = gen_before
     result["generation_after"] = readyz(api).get("generation")
+    nginx_dir = Path(os.environ.get("CLUSTER_DIR", REPO_ROOT / ".cluster")) / "nginx"
+    result["hold"] = hold_events(nginx_dir / "error.log", wall_start)
+    published = asyncio.run(published_at(database_url))
+    result["publish_after_s"] = (round(published - wall_start, 1)
+                                 if published and published >= wall_start else None)
     return result
+
+
+def hold_sentence(rf: dict[str, Any]) -> str:
+    """The publish's turn-over: when it published, nginx's hold, answers per build."""
+    parts = [f"The refresh run published {rf.get('publish_after_s')} s after the start "
+             "(`catalog_ops.refresh_runs.finished_at`)."]
+    for e in rf.get("hold", []):
+        if e["event"] == "began":
+            parts.append(f"nginx took the new build and began holding build {e['held_build']} "
+                         f"{e['at_s']} s after the start;")
+        else:
+            parts.append(f"the hold ended {e['at_s']} s after the start, after "
+                         f"{e['held_for_s']} s (no request needed the previous build for "
+                         "`CLUSTER_PUBLISH_HOLD_IDLE_SECONDS`).")
+    if not rf.get("hold"):
+        parts.append("nginx logged no hold in the window.")
+    gens = rf.get("generations") or {}
+    total = sum(gens.values())
+    if total:
+        split = ", ".join(f"build {g}: {n:,} ({n / total:.0%})" for g, n in sorted(gens.items()))
+        parts.append(f"Answers by the build their data is from (`X-Pricecat-Generation`): {split}.")
+    return " ".join(parts)
 
 
 def render(report: dict[str, Any]) -> str:
@@ -183,6 +248,8 @@ def render(report: dict[str, Any]) -> str:
         f"{rf['statuses']}; load average "
         f"{rf['load_before']} → {rf['load_after']}.",
         "",
+        hold_sentence(rf),
+        "",
         "The micro-cache (`deploy/nginx/micro-cache*.conf`) keys answers by the data generation "
         "that one nginx worker polls from every API instance every 0.25 s (Lua, shared dict) "
         "and stores an answer only when its `X-Pricecat-Generation` is the key's: no "
@@ -222,6 +289,8 @@ def main(argv: list[str] | None = None) -> int:
     if not all(c["healthy"] for n, c in status.items() if n.startswith(("api", "nginx"))):
         raise SystemExit(f"bench_cluster: cluster not healthy: {status}")
     micro = status["nginx"]["url"]
+    # nginx's master: its CPU per request (with its workers) is compared across phases
+    nginx_pid = int(status["nginx"]["pid"]) if status["nginx"].get("pid") else None
     nocache_port = os.environ.get("CLUSTER_NOCACHE_PORT")
     if not nocache_port:
         raise SystemExit("bench_cluster: set CLUSTER_NOCACHE_PORT (as for cluster.sh up)")
@@ -260,7 +329,8 @@ def main(argv: list[str] | None = None) -> int:
         for name in chosen:
             if name == "static":
                 phase("static" + suffix,
-                      lambda: run_wrk(micro, static_paths, workdir, "static", args))
+                      lambda: run_wrk(micro, static_paths, workdir, "static", args,
+                                      server_pid=nginx_pid))
             elif name == "direct":
                 phase("direct" + suffix, lambda: run_wrk(api, paths_file, workdir, "direct", args))
             elif name == "nginx":
@@ -272,7 +342,8 @@ def main(argv: list[str] | None = None) -> int:
                     # queued in the instances)
                     log("prefilling nginx's micro-cache")
                     asyncio.run(prefill_as_wrk(micro, sorted(set(paths)), 32, args.gzip))
-                phase("micro" + suffix, lambda: run_wrk(micro, paths_file, workdir, "micro", args))
+                phase("micro" + suffix, lambda: run_wrk(micro, paths_file, workdir, "micro", args,
+                                                        server_pid=nginx_pid))
     if not args.no_refresh:
         phase("refresh", lambda: refresh_phase(micro, api, paths_file, workdir, args,
                                                database_url))
@@ -283,6 +354,8 @@ def main(argv: list[str] | None = None) -> int:
         log(f"{k}: {r['rps']:,.0f} req/s p50 {r['latency_ms']['p50']} ms "
             f"p99 {r['latency_ms']['p99']} ms errors {r['errors_total']}{ratio} "
             f"X-Cache-Nginx {r.get('x_cache_nginx') or '-'} "
+            f"CPU us/request nginx {r.get('cpu_us_per_request')} wrk "
+            f"{r.get('client_cpu_us_per_request')} "
             f"load {r['load_before']} -> {r['load_after']}")
     commit = git_commit()
     report = {

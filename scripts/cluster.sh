@@ -40,10 +40,12 @@ NGINX_DIR="$CLUSTER_DIR/nginx"
 NGINX_CACHE_DIR="${CLUSTER_NGINX_CACHE_DIR:-$NGINX_DIR/cache}"
 # how often nginx asks every API instance for its data generation (seconds)
 GEN_POLL="${CLUSTER_GENERATION_POLL_SECONDS:-0.25}"
-# after a publish: how long nginx may answer a key from the previous build's entry while one
-# background request fills it (0 = no hold: every key turns over at once), and how many such
-# fills run at once (deploy/nginx/micro-cache-http.conf)
-PUBLISH_HOLD="${CLUSTER_PUBLISH_HOLD_SECONDS:-30}"
+# after a publish: how long at most nginx may answer a key from the previous build's entry while
+# one background request fills it (0 = no hold: every key turns over at once), after how many
+# seconds without a request that needed the previous build the hold ends, and how many fills
+# run at once (deploy/nginx/micro-cache-http.conf)
+PUBLISH_HOLD="${CLUSTER_PUBLISH_HOLD_SECONDS:-180}"
+PUBLISH_HOLD_IDLE="${CLUSTER_PUBLISH_HOLD_IDLE_SECONDS:-5}"
 PUBLISH_FILLS="${CLUSTER_PUBLISH_FILLS:-16}"
 VENV_BIN="$REPO/.venv/bin"
 export PATH="$VENV_BIN:$PATH"
@@ -240,7 +242,7 @@ for key, value in {
     "@DIR@": "$NGINX_DIR", "@HTTP_PORT@": "$HTTP_PORT",
     "@CACHE_DIR@": "$NGINX_CACHE_DIR",
     "@UPSTREAM_SERVERS@": """${servers%$'\n'}""", "@LUA_INSTANCES@": """${lua_instances%, }""",
-    "@POLL_SECONDS@": "$GEN_POLL", "@HOLD_SECONDS@": "$PUBLISH_HOLD", "@MAX_FILLS@": "$PUBLISH_FILLS", "@VALID_SECONDS@": "10", "@LOWER_SECONDS@": "10",
+    "@POLL_SECONDS@": "$GEN_POLL", "@HOLD_SECONDS@": "$PUBLISH_HOLD", "@HOLD_IDLE_SECONDS@": "$PUBLISH_HOLD_IDLE", "@MAX_FILLS@": "$PUBLISH_FILLS", "@VALID_SECONDS@": "10", "@LOWER_SECONDS@": "10",
     "@NOFILE@": "$nofile", "@WORKER_CONNECTIONS@": "$conns", "@OPEN_FILE_CACHE_MAX@": "$ofc_max",
 }.items():
     text = text.replace(key, value)

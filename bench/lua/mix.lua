@@ -5,7 +5,8 @@
 -- BENCH_PATHS: one request path per line (the mix, already weighted and shuffled); every thread
 -- walks the list from its own random offset. BENCH_OUT: JSON written by done() with requests,
 -- socket errors, p50/p90/p95/p99/p99.9/max latency (µs), statuses, X-Cache values,
--- X-Cache-Nginx values (nginx's micro-cache status, when present), error codes of 4xx/5xx JSON bodies ("status:code") and body bytes (all, and 2xx/3xx only).
+-- X-Cache-Nginx values (nginx's micro-cache status, when present), X-Pricecat-Generation values
+-- (the build each answer's data is from: a publish under load shows the turn-over), error codes of 4xx/5xx JSON bodies ("status:code") and body bytes (all, and 2xx/3xx only).
 
 local threads = {}
 local counter = 1
@@ -28,6 +29,7 @@ function init(args)
    statuses = {}
    xcache = {}
    xnginx = {}
+   xgen = {}
    errcodes = {}
    body_bytes = 0
    responses = 0
@@ -48,6 +50,8 @@ function response(status, headers, body)
    xcache[x] = (xcache[x] or 0) + 1
    local xn = headers["X-Cache-Nginx"]
    if xn then xnginx[xn] = (xnginx[xn] or 0) + 1 end
+   local g = headers["X-Pricecat-Generation"] or headers["x-pricecat-generation"]
+   if g then xgen[g] = (xgen[g] or 0) + 1 end
    if body then
       body_bytes = body_bytes + #body
       if status < 400 then
@@ -69,11 +73,12 @@ local function json_counts(t)
 end
 
 function done(summary, latency, requests)
-   local st, xc, xn, ec, bytes, n, okb, okn = {}, {}, {}, {}, 0, 0, 0, 0
+   local st, xc, xn, xg, ec, bytes, n, okb, okn = {}, {}, {}, {}, {}, 0, 0, 0, 0
    for _, t in ipairs(threads) do
       for k, v in pairs(t:get("statuses") or {}) do st[k] = (st[k] or 0) + v end
       for k, v in pairs(t:get("xcache") or {}) do xc[k] = (xc[k] or 0) + v end
       for k, v in pairs(t:get("xnginx") or {}) do xn[k] = (xn[k] or 0) + v end
+      for k, v in pairs(t:get("xgen") or {}) do xg[k] = (xg[k] or 0) + v end
       for k, v in pairs(t:get("errcodes") or {}) do ec[k] = (ec[k] or 0) + v end
       bytes = bytes + (t:get("body_bytes") or 0)
       n = n + (t:get("responses") or 0)
@@ -87,11 +92,11 @@ function done(summary, latency, requests)
       '"ok_responses": %d, "ok_body_bytes": %d, ' ..
       '"errors": {"connect": %d, "read": %d, "write": %d, "status": %d, "timeout": %d}, ' ..
       '"latency_us": {"p50": %d, "p90": %d, "p95": %d, "p99": %d, "p999": %d, "max": %d, ' ..
-      '"mean": %.1f}, "statuses": %s, "x_cache": %s, "x_cache_nginx": %s, "error_codes": %s}',
+      '"mean": %.1f}, "statuses": %s, "x_cache": %s, "x_cache_nginx": %s, "generations": %s, "error_codes": %s}',
       summary.requests, summary.duration, summary.bytes, n, bytes, okn, okb,
       e.connect, e.read, e.write, e.status, e.timeout,
       latency:percentile(50), latency:percentile(90), latency:percentile(95),
       latency:percentile(99), latency:percentile(99.9), latency.max, latency.mean,
-      json_counts(st), json_counts(xc), json_counts(xn), json_counts(ec)))
+      json_counts(st), json_counts(xc), json_counts(xn), json_counts(xg), json_counts(ec)))
    out:close()
 end
