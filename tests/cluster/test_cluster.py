@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import shutil
 import signal
 import subprocess
@@ -357,6 +358,15 @@ def test_the_micro_cache_shows_a_publish_and_never_keys_old_data_by_a_new_genera
     assert first_new - api_new_at <= 1.0, (api_new_at, first_new)
     # and the new generation is served from nginx's cache again
     assert seen[-1][3] == "HIT", seen[-5:]
+    # the hold ends once no request has needed the previous build for
+    # CLUSTER_PUBLISH_HOLD_IDLE_SECONDS (5 s), long before its 180 s bound
+    error_log = cluster.state / "nginx" / "error.log"
+    ended = re.compile(rf"publish hold of build {gen_before} ended after ([\d.]+) s")
+    _wait(lambda: ended.search(error_log.read_text()), 15, "the end of the publish's hold")
+    assert f"publish hold of build {gen_before} began: build {gen_new} taken" in (
+        error_log.read_text())
+    match = ended.search(error_log.read_text())
+    assert match and float(match.group(1)) < 30, match
 
 
 def test_a_lagging_instances_answers_pass_through_and_are_never_stored_under_a_newer_build(
