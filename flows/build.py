@@ -10,6 +10,7 @@ import os
 import re
 import shutil
 from collections import deque
+from collections.abc import AsyncIterator
 from pathlib import Path
 from typing import Any
 
@@ -27,6 +28,7 @@ from flows.retry import (
 )
 from pricecat.config import BUILD_SCHEMA, Settings
 from pricecat.dbt import PROJECT_DIR, dbt_command, dbt_env
+from pricecat.dbt_server import ForkedDbt, ServerUnavailable, socket_path
 from pricecat.priority import BUILD_APPLICATION_NAME, BackendRenicer, refresh_nice
 
 #: dbt prefixes each console line with its own clock; the run log already has one.
@@ -69,7 +71,9 @@ async def run_dbt_logged(
     prefix: str,
     schema: str = BUILD_SCHEMA,
 ) -> tuple[int, list[str]]:
-    """Run dbt as a subprocess, streaming each output line into the run log."""
+    """Run dbt, streaming each output line into the run log: in a child of the warm fork server
+    named by DBT_FORK_SERVER (pricecat/dbt_server.py) when one answers, else as a subprocess.
+    Either way a cancelled or timed-out run kills dbt before it returns."""
     logger = get_run_logger()
     cmd = dbt_command(
         [*args, "--no-use-colors", "--log-path", target_path], target_path=target_path
@@ -77,27 +81,50 @@ async def run_dbt_logged(
     tail: deque[str] = deque(maxlen=200)
     env = dbt_env(settings, schema)
     env["PRICECAT_DBT_APPLICATION_NAME"] = BUILD_APPLICATION_NAME
-    proc = await asyncio.create_subprocess_exec(
-        *cmd,
-        env=env,
-        cwd=PROJECT_DIR,
-        stdout=asyncio.subprocess.PIPE,
-        stderr=asyncio.subprocess.STDOUT,
-        limit=1 << 22,
-    )
+    proc: ForkedDbt | asyncio.subprocess.Process | None = None
+    server = socket_path(settings)
+    if server:
+        try:
+            proc = await ForkedDbt.start(server, cmd[1:], env, str(PROJECT_DIR))
+            logger.info("%s | dbt runs warm: pid %s, forked by %s", prefix, proc.pid, server)
+        except ServerUnavailable as exc:
+            logger.warning("%s | %s; running dbt as a subprocess", prefix, exc)
+    if proc is None:
+        proc = await asyncio.create_subprocess_exec(
+            *cmd,
+            env=env,
+            cwd=PROJECT_DIR,
+            stdout=asyncio.subprocess.PIPE,
+            stderr=asyncio.subprocess.STDOUT,
+            limit=1 << 22,
+        )
     try:
-        assert proc.stdout is not None
-        async for raw in proc.stdout:
+        async for raw in _output(proc):
             line = DBT_TIMESTAMP.sub("", raw.decode(errors="replace").rstrip())
             if line.strip():
                 tail.append(line)
                 logger.info("%s | %s", prefix, line)
         rc = await proc.wait()
+    except ConnectionError as exc:  # the fork server died mid-run (and its child with it)
+        raise TransientError(str(exc)) from exc
     finally:
         if proc.returncode is None:  # cancelled or timed out: do not leave dbt running
-            proc.kill()
-            await proc.wait()
+            if isinstance(proc, ForkedDbt):
+                await proc.kill()
+            else:
+                proc.kill()
+                await proc.wait()
     return rc, list(tail)
+
+
+async def _output(proc: ForkedDbt | asyncio.subprocess.Process) -> AsyncIterator[bytes]:
+    if isinstance(proc, ForkedDbt):
+        async for raw in proc.lines():
+            yield raw
+        return
+    assert proc.stdout is not None
+    async for raw in proc.stdout:
+        yield raw
 
 
 def describe_failures(run_results: dict[str, Any]) -> list[str]:

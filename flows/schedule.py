@@ -35,6 +35,7 @@ from prefect.types.entrypoint import EntrypointType
 from flows.cli import configure_cli_logging
 from flows.refresh import refresh_catalog
 from pricecat.config import Settings
+from pricecat.dbt_server import server_for_runs
 from pricecat.priority import lower_process_priority, refresh_nice
 
 DEPLOYMENT_NAME = "refresh-catalog-every-minute"
@@ -107,5 +108,7 @@ def serve_schedule(settings: Settings, args: Any = None) -> int:
     os.environ.setdefault("CACHE_NAMESPACE", settings.cache_namespace)
     configure_cli_logging()
     lower_process_priority(refresh_nice())  # the runs it starts are batch work too
-    serve(build_deployment(cron))
+    # each served run is a fresh subprocess: the warm dbt lives beside this process instead
+    with server_for_runs(settings):
+        serve(build_deployment(cron))
     return 0

@@ -6,6 +6,7 @@ import argparse
 import importlib.util
 import logging
 import sys
+from pathlib import Path
 
 from pricecat.config import ConfigError, Settings
 
@@ -68,6 +69,13 @@ def cmd_schedule(args: argparse.Namespace) -> int:
     from flows.schedule import serve_schedule
 
     return serve_schedule(_settings(), args)
+
+
+def cmd_dbt_server(args: argparse.Namespace) -> int:
+    _require("refresh", "dbt-server")
+    from pricecat.dbt_server import serve
+
+    return serve(Path(args.socket), with_parent=args.with_parent)
 
 
 def cmd_serve(args: argparse.Namespace) -> int:
@@ -172,6 +180,14 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--dev", action="store_true",
                    help="development mode: auto-reload on code changes, debug responses")
     p.set_defaults(func=cmd_serve)
+
+    p = command("dbt-server", "keep a warm dbt for the refresh: import dbt once, fork one fresh "
+                              "child per dbt run (needs pricecat[refresh])")
+    p.add_argument("--socket", required=True, metavar="PATH",
+                   help="Unix socket to listen on (the refresh finds it in DBT_FORK_SERVER)")
+    p.add_argument("--with-parent", action="store_true",
+                   help="exit when the process that started it exits (pricecat schedule)")
+    p.set_defaults(func=cmd_dbt_server)
 
     p = command("dbt", "run dbt against DATABASE_URL in a given schema (needs pricecat[refresh])")
     p.add_argument("--schema", default="catalog_dev",

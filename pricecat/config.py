@@ -139,6 +139,12 @@ class Settings(BaseSettings):
         "the newest run that built",
         ge=1,
     )
+    dbt_fork_server: str | None = _env(
+        "DBT_FORK_SERVER", None,
+        "Refresh: Unix socket of a warm dbt (`pricecat dbt-server`); unset: `pricecat schedule` "
+        "starts one for its runs, `pricecat refresh` runs dbt as a plain subprocess (as when the "
+        "socket does not answer); off = never a warm dbt",
+    )
     # --- API ---
     api_database_url: str = _env(
         "API_DATABASE_URL", "",

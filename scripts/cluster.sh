@@ -292,14 +292,22 @@ start_prefect() {
             prefect server start --host 127.0.0.1 --port "$PREFECT_PORT"
     fi
     wait_http "$PREFECT_URL/health" 120 || die "the Prefect server did not come up ($LOGS/prefect-server.log)"
+    if ! alive dbt-server; then
+        # a warm dbt (pricecat/dbt_server.py): each flow run is a fresh process, so dbt's imports
+        # are kept warm beside the worker instead of inside it
+        log "starting a dbt fork server for the worker's flow runs ($RUN/dbt.sock)"
+        start_bg dbt-server "$LOGS/dbt-server.log" pricecat dbt-server --socket "$RUN/dbt.sock"
+    fi
     if ! alive prefect-worker; then
         log "deploying refresh-catalog to work pool $WORK_POOL"
         DATABASE_URL="$PRIMARY_URL" pricecat schedule --pool "$WORK_POOL" > "$LOGS/deploy.log" 2>&1 \
             || die "deploying the refresh failed ($LOGS/deploy.log)"
         log "starting a process worker in $WORK_POOL"
-        # flow runs are subprocesses of the worker: they inherit DATABASE_URL (the primary)
+        # flow runs are subprocesses of the worker: they inherit DATABASE_URL (the primary) and
+        # DBT_FORK_SERVER (while it does not answer, a run starts dbt as a plain subprocess)
         start_bg prefect-worker "$LOGS/prefect-worker.log" env \
             DATABASE_URL="$PRIMARY_URL" REDIS_URL="$REDIS_URL_CLUSTER" \
+            DBT_FORK_SERVER="$RUN/dbt.sock" \
             prefect worker start --pool "$WORK_POOL" --type process --name "cluster-worker"
     fi
     # `up` returns once the worker polls its pool (status says healthy from then on)
@@ -375,6 +383,7 @@ up() {
 
 down() {
     stop_bg prefect-worker
+    stop_bg dbt-server
     stop_bg prefect-server
     if [ -s "$NGINX_DIR/nginx.pid" ] && kill -0 "$(cat "$NGINX_DIR/nginx.pid")" 2>/dev/null; then
         kill -QUIT "$(cat "$NGINX_DIR/nginx.pid")"

@@ -6,8 +6,12 @@ import asyncio
 import json
 import os
 import secrets
+import subprocess
+import sys
+import time
 from collections.abc import Iterable, Iterator, Mapping, Sequence
 from contextlib import contextmanager
+from pathlib import Path
 from typing import Any
 
 import asyncpg
@@ -147,3 +151,30 @@ def fetch(settings: Settings, sql: str, *args: Any) -> list[asyncpg.Record]:
             await conn.close()
 
     return asyncio.run(go())
+
+
+def start_dbt_server(path: Path, log: Path, **env: str) -> subprocess.Popen[bytes]:
+    """`pricecat dbt-server --socket path` (pricecat/dbt_server.py) with ``env`` added to this
+    environment, its log in ``log``; returns once it listens."""
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "pricecat.cli", "dbt-server", "--socket", str(path)],
+        stdout=subprocess.DEVNULL,
+        stderr=log.open("wb"),
+        env={**os.environ, **env},
+    )
+    deadline = time.monotonic() + 180
+    while not path.exists():
+        assert proc.poll() is None, log.read_text()
+        assert time.monotonic() < deadline, "the dbt fork server did not come up"
+        time.sleep(0.2)
+    return proc
+
+
+def stop_process(proc: subprocess.Popen[bytes]) -> None:
+    """SIGTERM, then SIGKILL after 20 s."""
+    proc.terminate()
+    try:
+        proc.wait(20)
+    except subprocess.TimeoutExpired:
+        proc.kill()
+        proc.wait()
