@@ -247,6 +247,7 @@ async def build_models(
 STATE_TABLES = (
     "catalog_state.int_seller_offers_merged",
     "catalog_state.int_seller_prices_merged",
+    "catalog_state.int_deal_events_merged",
     "catalog_state.int_availability_unmatched_merged",
     "catalog_state.int_quarantined_snapshots_merged",
     "catalog_state.merged_snapshot_ids",

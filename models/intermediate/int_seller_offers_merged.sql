@@ -39,6 +39,7 @@
 -- runs after the other state models, so a failure there never lets the ledger (this model's
 -- post-hook) mark rows as merged that they have not seen
 -- depends_on: {{ ref('int_seller_prices_merged') }}
+-- depends_on: {{ ref('int_deal_events_merged') }}
 -- depends_on: {{ ref('int_quarantined_snapshots_merged') }}
 -- depends_on: {{ ref('int_availability_unmatched_merged') }}
 

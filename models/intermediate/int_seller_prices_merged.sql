@@ -80,7 +80,8 @@ with
             previous_state.last_priced_at,
             previous_state.step_valid_from,
             previous_state.step_price,
-            previous_state.step_snapshot_id
+            previous_state.step_snapshot_id,
+            previous_state.step_lowest_price
         from {{ this }} as previous_state
         where exists (
             select from arrived
@@ -111,7 +112,9 @@ with
             prior.step_valid_from,
             prior.step_price,
             prior.step_snapshot_id,
-            prior.step_price[cardinality(prior.step_price)] as last_price
+            prior.step_lowest_price,
+            prior.step_price[cardinality(prior.step_price)] as last_price,
+            prior.step_lowest_price[cardinality(prior.step_lowest_price)] as last_lowest_price
         from prior
         where not exists (
             select from late_offers
@@ -172,12 +175,14 @@ in_force as (
         marked.slug,
         marked.seller,
         {% if full %}
-            lag(marked.price) over offer_history as previous_price
+            lag(marked.price) over offer_history as previous_price,
+            min(marked.price) over offer_history_so_far as lowest_price
         {% else %}
             case
                 when row_number() over offer_history = 1 then prior_merged.last_price
                 else lag(marked.price) over offer_history
-            end as previous_price
+            end as previous_price,
+            least(prior_merged.last_lowest_price, min(marked.price) over offer_history_so_far) as lowest_price
         {% endif %}
     from marked
     {% if not full %}
@@ -185,7 +190,9 @@ in_force as (
             on marked.slug = prior_merged.slug and marked.seller = prior_merged.seller
     {% endif %}
     where marked.next_scraped_at is distinct from marked.scraped_at
-    window offer_history as (partition by marked.slug, marked.seller order by marked.scraped_at asc)
+    window
+        offer_history as (partition by marked.slug, marked.seller order by marked.scraped_at asc),
+        offer_history_so_far as (offer_history rows between unbounded preceding and current row)
 ),
 
 batch as (
@@ -204,7 +211,11 @@ batch as (
         coalesce(
             array_agg(snapshot_id order by scraped_at) filter (where price is distinct from previous_price),
             '{}'
-        ) as step_snapshot_id
+        ) as step_snapshot_id,
+        coalesce(
+            array_agg(lowest_price order by scraped_at) filter (where price is distinct from previous_price),
+            '{}'
+        ) as step_lowest_price
     from in_force
     group by slug, seller
 ),
@@ -215,13 +226,17 @@ final as (
         batch.seller collate "default" as seller, -- noqa: RF02, RF03
         batch.last_priced_at,
         {% if full %}
+            0 as kept_step_count,
             batch.step_valid_from,
             batch.step_price,
-            batch.step_snapshot_id
+            batch.step_snapshot_id,
+            batch.step_lowest_price
         {% else %}
+            coalesce(cardinality(prior_merged.step_valid_from), 0) as kept_step_count,
             coalesce(prior_merged.step_valid_from, '{}') || batch.step_valid_from as step_valid_from,
             coalesce(prior_merged.step_price, '{}') || batch.step_price as step_price,
-            coalesce(prior_merged.step_snapshot_id, '{}') || batch.step_snapshot_id as step_snapshot_id
+            coalesce(prior_merged.step_snapshot_id, '{}') || batch.step_snapshot_id as step_snapshot_id,
+            coalesce(prior_merged.step_lowest_price, '{}') || batch.step_lowest_price as step_lowest_price
         {% endif %}
     from batch
     {% if not full %}

@@ -20,7 +20,7 @@ from __future__ import annotations
 import asyncio
 import json
 from collections.abc import Iterator
-from datetime import timedelta
+from datetime import UTC, datetime, timedelta
 from decimal import Decimal
 from typing import Any
 
@@ -42,6 +42,21 @@ MARTS = {
     "catalog_deal_events": "slug, seller, happened_at, event_type, price",
     "catalog_quarantined_snapshots": "snapshot_id",
     "catalog_availability_unmatched": "availability_raw",
+}
+#: the incremental state tables compared too (`<schema>_state`): columns, and the rows compared.
+#: int_seller_prices_changed holds only the steps the deals windows need, so the whole step state
+#: is compared here; kept_step_count (how the latest run wrote an offer) differs by design, and
+#: an incremental run leaves an offer whose events a late row removed with empty arrays.
+STATES = {
+    "int_seller_prices_merged": (
+        "slug, seller, last_priced_at, step_valid_from, step_price, step_snapshot_id,"
+        " step_lowest_price",
+        "true",
+    ),
+    "int_deal_events_merged": (
+        "slug, seller, event_type, event_snapshot_id, event_price, event_happened_at",
+        "cardinality(t.event_type) > 0",
+    ),
 }
 #: empty before the cycles add rows to them (the base fixture has no unmatched text)
 MAY_BE_EMPTY = {"catalog_availability_unmatched"}
@@ -83,16 +98,33 @@ def mart_rows(settings: Settings, schema: str, mart: str) -> list[str]:
     return [r["line"] for r in rows]
 
 
+def state_rows(settings: Settings, schema: str, state: str) -> list[str]:
+    columns, where = STATES[state]
+    rows = helpers.fetch(
+        settings,
+        f"select row({columns})::text as line from {schema}_state.{state} as t"  # noqa: S608
+        f" where {where} order by slug, seller",
+    )
+    return [r["line"] for r in rows]
+
+
+def assert_same(name: str, inc: list[str], full: list[str]) -> None:
+    assert len(inc) == len(full), name
+    assert inc or name in MAY_BE_EMPTY, name
+    diff = [(a, b) for a, b in zip(inc, full, strict=True) if a != b]
+    assert not diff, f"{name}: incremental != full:\n" + "\n".join(
+        f"  inc  {a}\n  full {b}" for a, b in diff[:5]
+    )
+
+
 def assert_incremental_equals_full(settings: Settings) -> None:
     build(settings, "inc", full=False)
     build(settings, "rebuilt", full=True)
     for mart in MARTS:
-        inc, full = mart_rows(settings, "inc", mart), mart_rows(settings, "rebuilt", mart)
-        assert len(inc) == len(full), mart
-        assert inc or mart in MAY_BE_EMPTY, mart
-        diff = [(a, b) for a, b in zip(inc, full, strict=True) if a != b]
-        assert not diff, f"{mart}: incremental != full:\n" + "\n".join(
-            f"  inc  {a}\n  full {b}" for a, b in diff[:5]
+        assert_same(mart, mart_rows(settings, "inc", mart), mart_rows(settings, "rebuilt", mart))
+    for state in STATES:
+        assert_same(
+            state, state_rows(settings, "inc", state), state_rows(settings, "rebuilt", state)
         )
 
 
@@ -112,6 +144,17 @@ def steps(settings: Settings, slug: str, seller: str) -> list[tuple[Any, ...]]:
         settings,
         "select valid_from, price, previous_price, valid_to from inc.int_seller_prices_changed"
         " where slug = $1 and seller = $2 order by valid_from",
+        slug, seller,
+    )
+    return [tuple(r.values()) for r in rows]
+
+
+def events(settings: Settings, slug: str, seller: str) -> list[tuple[Any, ...]]:
+    """(event_type, price, happened_at) of one offer's deal events (incremental mart)."""
+    rows = helpers.fetch(
+        settings,
+        "select event_type, price, happened_at from inc.catalog_deal_events"
+        " where slug = $1 and seller = $2 order by happened_at, event_type",
         slug, seller,
     )
     return [tuple(r.values()) for r in rows]
@@ -154,6 +197,10 @@ def test_incremental_refreshes_equal_full_rebuilds(db: Settings) -> None:
     cycle.append({**_latest("azul", "tlamagames"), "scraped_at": t1, "price": Decimal("1.00")})
     cycle.append({**_latest("dixit", "tlamagase"), "scraped_at": t1, "availability": "Vyprodáno"})
     cycle.append({**_latest("carcassonne", "tlamagames"), "scraped_at": t1, "price": None})
+    # sold out now, back in stock in the next cycle (an event spanning two runs)
+    cycle.append(
+        {**_latest("patchwork", "tlamagames"), "scraped_at": t1, "availability": "Vyprodáno"}
+    )
     # unmatched texts (trimmed like staging) from two sellers; a quarantined row (blank slug)
     ask = {"scraped_at": t1, "availability": ASK}
     cycle.append({**_latest("kryci-jmena", "tlamagames"), **ask, "availability": f" {ASK}\u00a0"})
@@ -197,9 +244,19 @@ def test_incremental_refreshes_equal_full_rebuilds(db: Settings) -> None:
         {**_latest("kryci-jmena", "tlamagames"), "scraped_at": late, "availability": "Zeptejte se"},
         {**_latest("azul", "tlamagames"), "scraped_at": t1, "price": Decimal("-1.00")},
         {**_latest("azul", "tlamagames"), "scraped_at": t1, "seller": " "},
-        # after as_of: in the offer state, in no deals model
+        # after as_of: in the offer state, in no deals model (its new-lowest events are in the
+        # event state only)
         {**_latest("dixit", "tlamagase"), "scraped_at": AS_OF + timedelta(hours=1),
          "price": Decimal("0.10")},
+        # back in stock after the sell-out merged by the previous run
+        {**_latest("patchwork", "tlamagames"), "scraped_at": t1 + timedelta(minutes=1)},
+        # late rows changing old events: a sell-out between two available snapshots (its next
+        # snapshot becomes back in stock); a price below the one that set the lowest-ever and
+        # 90-day events of 2026-10-10 (929): those events go, the late 900 gets them
+        {**_latest("azul", "tlamagase"), "scraped_at": datetime(2026, 10, 1, 11, tzinfo=UTC),
+         "availability": "Vyprodáno"},
+        {**_latest("osadnici-z-katanu", "svet-her"),
+         "scraped_at": datetime(2026, 9, 1, 9, tzinfo=UTC), "price": Decimal("900.00")},
     ])
     assert_incremental_equals_full(db)
     assert unmatched(db, ASK) == (4, 3, t1 + timedelta(minutes=1))
@@ -214,19 +271,40 @@ def test_incremental_refreshes_equal_full_rebuilds(db: Settings) -> None:
     assert offer(db, "dixit", "tlamagase")["current_price"] == Decimal("0.10")
     dixit_steps = steps(db, "dixit", "tlamagase")
     assert dixit_steps[-1][3] is None and Decimal("0.10") not in [s[1] for s in dixit_steps]
+    assert not helpers.fetch(
+        db, "select 1 from inc.catalog_deal_events where happened_at > $1", AS_OF
+    )
+    assert helpers.fetch(
+        db,
+        "select event_happened_at from inc_state.int_deal_events_merged"
+        " where slug = 'dixit' and seller = 'tlamagase'",
+    )[0]["event_happened_at"][-1] == AS_OF + timedelta(hours=1)
+    assert ("back_in_stock", Decimal("449.00"), t1 + timedelta(minutes=1)) in events(
+        db, "patchwork", "tlamagames"
+    )
+    nov19 = datetime(2026, 11, 19, 11, tzinfo=UTC)
+    assert events(db, "azul", "tlamagase") == [("back_in_stock", Decimal("819.00"), nov19)]
+    sep1, oct10 = datetime(2026, 9, 1, 9, tzinfo=UTC), datetime(2026, 10, 10, 9, tzinfo=UTC)
+    osadnici = events(db, "osadnici-z-katanu", "svet-her")
+    assert ("new_lowest_ever", Decimal("900.00"), sep1) in osadnici
+    assert not [e for e in osadnici if e[2] == oct10]
 
     # 2b. a run that fails after the quarantine/unmatched states committed, before the offer
     #     state and its ledger write: the next run takes the same rows in again, counted once
+    #     (its back-in-stock event too: the deal event state committed it before the failure)
     t2 = t1 + timedelta(seconds=90)
     helpers.load_rows(db, [
         {**_latest("kryci-jmena", "tlamagames"), "scraped_at": t2, "availability": ASK},
         {**_latest("kryci-jmena", "tlamagames"), "scraped_at": t2, "price": Decimal("-5.00")},
+        {**_latest("kryci-jmena", "tlamagames"), "scraped_at": t2 + timedelta(seconds=1)},
     ])
     build(db, "inc", full=False, exclude="int_seller_offers_merged+")
     assert unmatched(db, ASK) == (5, 3, t2)
     assert quarantined_count(db) == base_quarantined + 3
     assert_incremental_equals_full(db)
-    assert arrived_count(db) == 2  # the same two rows again
+    assert arrived_count(db) == 3  # the same three rows again
+    back = ("back_in_stock", Decimal("379.00"), t2 + timedelta(seconds=1))
+    assert events(db, "kryci-jmena", "tlamagames").count(back) == 1
     assert unmatched(db, ASK) == (5, 3, t2)
     assert quarantined_count(db) == base_quarantined + 3
 

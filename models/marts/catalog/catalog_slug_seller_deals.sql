@@ -12,7 +12,8 @@
 {#
     One row per (slug, seller) of catalog_slug_seller_summary: window lows, the current reduction,
     its EU prior price and the discount (definitions in docs/DESIGN.md "Deals"). Reads the
-    change points of int_seller_prices_changed (a few per offer, not the 2M snapshots).
+    steps of int_seller_prices_changed inside the windows (the lowest price ever in force comes
+    with the current step, a running minimum kept in the state), not the whole history.
     `as_of` = the dbt var `as_of`, default the build's start time.
 #}
 
@@ -44,6 +45,7 @@ steps as (
         seller,
         price,
         previous_price,
+        lowest_ever_price,
         valid_from,
         valid_to
     from {{ ref('int_seller_prices_changed') }}
@@ -98,15 +100,6 @@ lows as (
     group by slug, seller
 ),
 
-lowest_ever as (
-    select
-        slug,
-        seller,
-        min(price) as lowest_ever_price
-    from steps
-    group by slug, seller
-),
-
 -- the step in force now; a reduction when it lowered the price (nothing rose since: it is the
 -- latest change)
 current_steps as (
@@ -115,6 +108,7 @@ current_steps as (
         seller,
         price,
         previous_price,
+        lowest_ever_price,
         valid_from
     from steps
     where valid_to is null
@@ -155,7 +149,7 @@ joined as (
         lows.low_30d_price,
         lows.low_90d_price,
         lows.low_365d_price,
-        lowest_ever.lowest_ever_price,
+        current_steps.lowest_ever_price,
         reductions.reduced_from_price,
         case
             when sellers.first_seen_at <= reductions.reduced_at - interval '30 days'
@@ -176,7 +170,6 @@ joined as (
     inner join products on sellers.slug = products.slug
     left join current_steps on sellers.slug = current_steps.slug and sellers.seller = current_steps.seller
     left join lows on sellers.slug = lows.slug and sellers.seller = lows.seller
-    left join lowest_ever on sellers.slug = lowest_ever.slug and sellers.seller = lowest_ever.seller
     left join reductions on sellers.slug = reductions.slug and sellers.seller = reductions.seller
     left join prior_prices on sellers.slug = prior_prices.slug and sellers.seller = prior_prices.seller
 ),
