@@ -351,6 +351,8 @@ components() {
     ok=false
     if worker_online; then ok=true; fi
     echo "prefect-worker $(pid_of prefect-worker) $PREFECT_URL/work_pools/$WORK_POOL $ok"
+    ok=false; alive dbt-server && [ -S "$RUN/dbt.sock" ] && ok=true
+    echo "dbt-server $(pid_of dbt-server) unix://$RUN/dbt.sock $ok"
 }
 
 status() {
