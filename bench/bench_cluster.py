@@ -24,6 +24,7 @@ import json
 import os
 import re
 import shlex
+import statistics
 import subprocess
 import sys
 import time
@@ -101,7 +102,7 @@ def summary(r: dict[str, Any]) -> dict[str, Any]:
 
 #: nginx's own lines about a publish's hold (deploy/nginx/micro-cache-http.conf)
 HOLD_LINE = re.compile(r"^(\d{4}/\d\d/\d\d \d\d:\d\d:\d\d) .*pricecat publish hold of build (\d+) "
-                       r"(began|ended after ([\d.]+) s)")
+                       r"(began|ended after ([\d.]+) s(: its bound)?(?:.*?; (\d+) keys filled)?)")
 
 
 def hold_events(error_log: Path, since: float) -> list[dict[str, Any]]:
@@ -118,7 +119,9 @@ def hold_events(error_log: Path, since: float) -> list[dict[str, Any]]:
             continue
         events.append({"at_s": round(at - since), "held_build": int(m.group(2)),
                        "event": "began" if m.group(3) == "began" else "ended",
-                       "held_for_s": float(m.group(4)) if m.group(4) else None})
+                       "held_for_s": float(m.group(4)) if m.group(4) else None,
+                       "bound": bool(m.group(5)),
+                       "filled": int(m.group(6)) if m.group(6) else None})
     return events
 
 
@@ -190,9 +193,10 @@ def hold_sentence(rf: dict[str, Any]) -> str:
             parts.append(f"nginx took the new build and began holding build {e['held_build']} "
                          f"{e['at_s']} s after the start;")
         else:
+            why = ("its bound, `CLUSTER_PUBLISH_HOLD_SECONDS`" if e.get("bound") else
+                   "no request needed the previous build for `CLUSTER_PUBLISH_HOLD_IDLE_SECONDS`")
             parts.append(f"the hold ended {e['at_s']} s after the start, after "
-                         f"{e['held_for_s']} s (no request needed the previous build for "
-                         "`CLUSTER_PUBLISH_HOLD_IDLE_SECONDS`).")
+                         f"{e['held_for_s']} s ({why}; {e.get('filled')} keys filled meanwhile).")
     if not rf.get("hold"):
         parts.append("nginx logged no hold in the window.")
     gens = rf.get("generations") or {}
@@ -201,6 +205,17 @@ def hold_sentence(rf: dict[str, Any]) -> str:
         split = ", ".join(f"build {g}: {n:,} ({n / total:.0%})" for g, n in sorted(gens.items()))
         parts.append(f"Answers by the build their data is from (`X-Pricecat-Generation`): {split}.")
     return " ".join(parts)
+
+
+def round_ratios(phases: dict[str, Any]) -> list[tuple[float, float]]:
+    """(static req/s, micro req/s) of every round that ran both (`--rounds`)."""
+    out = []
+    for n in range(1, 100):
+        suffix = "" if n == 1 else f"#{n}"
+        if f"static{suffix}" not in phases or f"micro{suffix}" not in phases:
+            break
+        out.append((phases[f"static{suffix}"]["rps"], phases[f"micro{suffix}"]["rps"]))
+    return out
 
 
 def render(report: dict[str, Any]) -> str:
@@ -219,6 +234,14 @@ def render(report: dict[str, Any]) -> str:
                     f"{r['load_before']} → {r['load_after']} |")
     rf = p["refresh"]
     a = report["args"]
+    ratios = round_ratios(p)
+    rounds = (
+        f"Static and micro phases in {len(ratios)} rounds, in turn (`--rounds`): "
+        + "; ".join(f"round {n}: {s:,.0f} → {m:,.0f} req/s, {m / s:.2f}×"
+                    for n, (s, m) in enumerate(ratios, 1))
+        + f"; **median ratio {statistics.median(m / s for s, m in ratios):.2f}×**."
+        if len(ratios) > 1 else ""
+    )
     return "\n".join([
         f"Command: `{report['command']}` on commit `{report['commit']}`, {report['date']}.",
         f"Machine: {report['machine']}; everything (wrk, nginx, 2 API instances with "
@@ -231,6 +254,7 @@ def render(report: dict[str, Any]) -> str:
         "|---|---:|---:|---:|---:|---:|---|",
         *rows,
         "",
+        *([rounds, ""] if rounds else []),
         f"**During a refresh** (micro-cached path; wrk for {a['refresh_duration']} s from the "
         f"start of `pricecat refresh` on the primary, which exited {rf['refresh_exit']} after "
         f"{rf['published_after_s']} s, build {rf['generation_before']} → "
@@ -278,9 +302,10 @@ def main(argv: list[str] | None = None) -> int:
                     help="comma-separated subset of static,direct,nginx,micro to run (A/B runs of "
                          "the nginx config: static,micro); --write-docs needs them all")
     ap.add_argument("--rounds", type=int, default=1,
-                    help="run the chosen phases this many times in turn (static, micro, static, "
-                         "micro, ...): the ratio of neighbours is less exposed to the load of "
-                         "other processes on a shared machine")
+                    help="run the static and micro phases (of those chosen) this many times "
+                         "in turn (static, micro, static, micro, ...; direct and nginx once): "
+                         "the median ratio of neighbours is less exposed to the swings of the "
+                         "static phase and to other processes on the machine")
     ap.add_argument("--write-docs", action="store_true")
     ap.add_argument("--json", default=str(REPO_ROOT / "test-output" / "bench_cluster.json"))
     args = ap.parse_args(argv)
@@ -327,6 +352,8 @@ def main(argv: list[str] | None = None) -> int:
     for n in range(1, args.rounds + 1):
         suffix = "" if n == 1 else f"#{n}"
         for name in chosen:
+            if n > 1 and name not in ("static", "micro"):
+                continue
             if name == "static":
                 phase("static" + suffix,
                       lambda: run_wrk(micro, static_paths, workdir, "static", args,
