@@ -29,13 +29,14 @@ VENV_BIN = Path(sys.executable).parent
 PRICECAT = str(VENV_BIN / "pricecat")
 
 
-def run_step(cmd: list[str], env: Mapping[str, str]) -> float:
+def run_step(cmd: list[str], env: Mapping[str, str], expect: str | None = None) -> float:
     """Run a set-up command in the repository (output captured); exit with its output when it
-    fails; the seconds it took."""
+    fails (or, with `expect`, when its output lacks that text); the seconds it took."""
     started = time.monotonic()
     proc = subprocess.run(cmd, env=env, cwd=REPO_ROOT, capture_output=True, text=True, check=False)
-    if proc.returncode != 0:
-        raise SystemExit(f"{' '.join(cmd)} failed:\n{proc.stdout[-3000:]}\n{proc.stderr[-3000:]}")
+    if proc.returncode != 0 or (expect and expect not in proc.stdout + proc.stderr):
+        why = "failed" if proc.returncode != 0 else f"did not print {expect!r}"
+        raise SystemExit(f"{' '.join(cmd)} {why}:\n{proc.stdout[-3000:]}\n{proc.stderr[-3000:]}")
     return round(time.monotonic() - started, 1)
 
 

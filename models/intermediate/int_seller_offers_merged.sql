@@ -6,7 +6,11 @@
         incremental_strategy='delete+insert',
         on_schema_change='fail',
         meta={'analyze_columns': ['slug', 'seller']},
-        pre_hook=["set local work_mem = '1GB'", "{{ create_snapshot_ledger() }}"],
+        pre_hook=[
+            "set local work_mem = '1GB'",
+            "set local enable_nestloop = off",
+            "{{ create_snapshot_ledger() }}",
+        ],
         post_hook=["{{ record_merged_snapshots() }}", "{{ analyze_for_planner() }}"],
         indexes=[
             {'columns': ['slug', 'seller'], 'unique': true},
@@ -332,32 +336,74 @@ picked_texts as (
         )
 ),
 
+-- the texts of the snapshots each offer picked, in one join and one pass: joining picked_texts
+-- (a CTE: the planner knows nothing of its ids' uniqueness) once per text multiplied the row
+-- estimates into hash tables of gigabytes, and a full rebuild of a young history (a few
+-- snapshots per offer) did not end
+offer_texts as (
+    select
+        batch.slug,
+        batch.seller,
+        max(picked_texts.product_name)
+        filter (where picked_texts.snapshot_id = batch.latest_snapshot_id) as product_name,
+        max(picked_texts.availability_raw)
+        filter (where picked_texts.snapshot_id = batch.latest_snapshot_id) as availability_raw,
+        max(picked_texts.url)
+        filter (where picked_texts.snapshot_id = batch.url_snapshot_id) as url,
+        max(picked_texts.image_url)
+        filter (where picked_texts.snapshot_id = batch.image_url_snapshot_id) as image_url,
+        max(picked_texts.description)
+        filter (where picked_texts.snapshot_id = batch.description_snapshot_id) as description,
+        max(picked_texts.categories_raw)
+        filter (where picked_texts.snapshot_id = batch.categories_snapshot_id) as categories_raw
+    from batch
+    cross join
+        lateral unnest(array[
+            batch.latest_snapshot_id,
+            batch.url_snapshot_id,
+            batch.image_url_snapshot_id,
+            batch.description_snapshot_id,
+            batch.categories_snapshot_id
+        ]) as picked (snapshot_id)
+    inner join picked_texts on picked.snapshot_id = picked_texts.snapshot_id
+    group by
+        batch.slug,
+        batch.seller,
+        batch.latest_snapshot_id,
+        batch.url_snapshot_id,
+        batch.image_url_snapshot_id,
+        batch.description_snapshot_id,
+        batch.categories_snapshot_id
+    -- an offer's row needs its latest snapshot's texts (as an inner join on it would)
+    having bool_or(picked_texts.snapshot_id = batch.latest_snapshot_id)
+),
+
 final as (
     select
         batch.slug collate "default" as slug, -- noqa: RF02
         batch.seller collate "default" as seller, -- noqa: RF02
-        latest.product_name,
-        latest.availability_raw,
+        offer_texts.product_name,
+        offer_texts.availability_raw,
         {% if full %}
-            url_source.url,
-            image_url_source.image_url,
-            description_source.description,
-            categories_source.categories_raw,
+            offer_texts.url,
+            offer_texts.image_url,
+            offer_texts.description,
+            offer_texts.categories_raw,
         {% else %}
             case
-                when batch.url_snapshot_id is null then prior_merged.url else url_source.url
+                when batch.url_snapshot_id is null then prior_merged.url else offer_texts.url
             end as url,
             case
                 when batch.image_url_snapshot_id is null then prior_merged.image_url
-                else image_url_source.image_url
+                else offer_texts.image_url
             end as image_url,
             case
                 when batch.description_snapshot_id is null then prior_merged.description
-                else description_source.description
+                else offer_texts.description
             end as description,
             case
                 when batch.categories_snapshot_id is null then prior_merged.categories_raw
-                else categories_source.categories_raw
+                else offer_texts.categories_raw
             end as categories_raw,
         {% endif %}
         batch.latest_snapshot_id,
@@ -405,16 +451,8 @@ final as (
             coalesce(prior_merged.change_points, '[]') || batch.change_points as change_points
         {% endif %}
     from batch
-    inner join picked_texts as latest
-        on batch.latest_snapshot_id = latest.snapshot_id
-    left join picked_texts as url_source
-        on batch.url_snapshot_id = url_source.snapshot_id
-    left join picked_texts as image_url_source
-        on batch.image_url_snapshot_id = image_url_source.snapshot_id
-    left join picked_texts as description_source
-        on batch.description_snapshot_id = description_source.snapshot_id
-    left join picked_texts as categories_source
-        on batch.categories_snapshot_id = categories_source.snapshot_id
+    inner join offer_texts
+        on batch.slug = offer_texts.slug and batch.seller = offer_texts.seller
     {% if not full %}
         left join prior_merged
             on batch.slug = prior_merged.slug and batch.seller = prior_merged.seller
