@@ -6,11 +6,7 @@
         incremental_strategy='delete+insert',
         on_schema_change='fail',
         meta={'analyze_columns': ['slug', 'seller']},
-        pre_hook=[
-            "set local work_mem = '1GB'",
-            "set local enable_nestloop = off",
-            "{{ create_snapshot_ledger() }}",
-        ],
+        pre_hook=["set local work_mem = '1GB'", "{{ create_snapshot_ledger() }}"],
         post_hook=["{{ record_merged_snapshots() }}", "{{ analyze_for_planner() }}"],
         indexes=[
             {'columns': ['slug', 'seller'], 'unique': true},
