@@ -108,19 +108,27 @@ def dbt_build_into(
 
 
 @contextmanager
+def throwaway_database(base: Settings, prefix: str) -> Iterator[Settings]:
+    """A new database named after `prefix`, migrated and empty; dropped afterwards unless
+    PRICECAT_KEEP_TEST_DB is set."""
+    settings = settings_for_database(base, unique_db_name(prefix))
+    create_database(settings)
+    try:
+        yield settings
+    finally:
+        if not os.environ.get("PRICECAT_KEEP_TEST_DB"):
+            drop_database(settings)
+
+
+@contextmanager
 def raw_fixture_database(base: Settings, prefix: str) -> Iterator[Settings]:
     """A throwaway database, migrated, holding the hand-made raw rows (tests/fixtures/snapshots.py)
     and nothing built; dropped afterwards unless PRICECAT_KEEP_TEST_DB is set."""
     from tests.fixtures.snapshots import ROWS
 
-    settings = settings_for_database(base, unique_db_name(prefix))
-    create_database(settings)
-    try:
+    with throwaway_database(base, prefix) as settings:
         load_rows(settings, ROWS)
         yield settings
-    finally:
-        if not os.environ.get("PRICECAT_KEEP_TEST_DB"):
-            drop_database(settings)
 
 
 def publish_new_build(settings: Settings, schema: str = "catalog") -> int:

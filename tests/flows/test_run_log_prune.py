@@ -7,7 +7,6 @@ Rows are inserted with hand-picked ages and statuses; the expected survivors are
 from __future__ import annotations
 
 import asyncio
-import os
 from collections.abc import Iterator
 
 import asyncpg
@@ -32,14 +31,8 @@ ROWS = [
 
 @pytest.fixture(scope="module")
 def settings(base_settings: Settings) -> Iterator[Settings]:
-    name = helpers.unique_db_name("pricecat_prune")
-    settings = helpers.settings_for_database(base_settings, name)
-    helpers.create_database(settings)
-    try:
+    with helpers.throwaway_database(base_settings, "pricecat_prune") as settings:
         yield settings.model_copy(update={"refresh_runs_keep_days": 30})
-    finally:
-        if not os.environ.get("PRICECAT_KEEP_TEST_DB"):
-            helpers.drop_database(settings)
 
 
 def _reset(settings: Settings, rows: list[tuple[str, str, int]]) -> None:

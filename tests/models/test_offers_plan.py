@@ -33,19 +33,13 @@ MODEL = "int_seller_offers_merged"
 
 @pytest.fixture(scope="module")
 def young(base_settings: Settings) -> Iterator[Settings]:
-    name = helpers.unique_db_name("pricecat_young")
-    settings = helpers.settings_for_database(base_settings, name)
-    helpers.create_database(settings)
-    try:
+    with helpers.throwaway_database(base_settings, "pricecat_young") as settings:
         env = {**os.environ, "DATABASE_URL": settings.database_url}
         subprocess.run(
             [PRICECAT, "seed", "--rows", str(ROWS), "--slugs", str(SLUGS)],
             env=env, check=True, capture_output=True,
         )
         yield settings
-    finally:
-        if not os.environ.get("PRICECAT_KEEP_TEST_DB"):
-            helpers.drop_database(settings)
 
 
 async def _fetch(settings: Settings, sql: str) -> object:
