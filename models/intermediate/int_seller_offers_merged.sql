@@ -117,14 +117,108 @@ snapshots as (
         where not is_quarantined
     ),
 
+    -- offers with exactly one new row
+    single_arrivals as (
+        select max(arrived_accepted.snapshot_id) as snapshot_id
+        from arrived_accepted
+        group by arrived_accepted.slug, arrived_accepted.seller
+        having count(*) = 1
+    ),
+
+    -- what a scrape cycle brings almost every offer: one new row that sorts after the offer's
+    -- latest snapshot. It is merged by one join (no sort, window or text lookup): the same values
+    -- the general merge below computes for a one-row batch, written out for that case
+    appended as (
+        select
+            new_row.slug,
+            new_row.seller,
+            new_row.product_name,
+            new_row.availability_raw,
+            case when new_row.has_url then new_row.url else previous_state.url end as url,
+            case
+                when new_row.has_image_url then new_row.image_url else previous_state.image_url
+            end as image_url,
+            case
+                when new_row.has_description then new_row.description
+                else previous_state.description
+            end as description,
+            case
+                when new_row.has_categories then new_row.categories_raw
+                else previous_state.categories_raw
+            end as categories_raw,
+            new_row.snapshot_id as latest_snapshot_id,
+            new_row.price as current_price,
+            coalesce(new_row.price, previous_state.last_known_price) as last_known_price,
+            least(new_row.price, previous_state.min_price) as min_price,
+            greatest(new_row.price, previous_state.max_price) as max_price,
+            previous_state.snapshot_count + 1 as snapshot_count,
+            new_row.is_available,
+            new_row.is_preorder,
+            (
+                new_row.price is distinct from previous_state.current_price
+                or new_row.is_available is distinct from previous_state.is_available
+            ) as latest_is_change_point,
+            case
+                when previous_state.min_price is null or new_row.price < previous_state.min_price
+                    then case when new_row.price is not null then new_row.scraped_at end
+                when new_row.price is null or previous_state.min_price < new_row.price
+                    then previous_state.lowest_price_at
+                else least(new_row.scraped_at, previous_state.lowest_price_at)
+            end as lowest_price_at,
+            least(new_row.scraped_at, previous_state.first_seen_at) as first_seen_at,
+            new_row.scraped_at as last_seen_at,
+            case
+                when
+                    new_row.product_code is null
+                    or new_row.product_code = any(previous_state.product_codes)
+                    then previous_state.product_codes
+                else array(
+                    select distinct merged_codes.product_code
+                    from unnest(
+                        previous_state.product_codes || new_row.product_code
+                    ) as merged_codes (product_code)
+                    order by merged_codes.product_code
+                )
+            end as product_codes,
+            case
+                when
+                    new_row.price is distinct from previous_state.current_price
+                    or new_row.is_available is distinct from previous_state.is_available
+                    then previous_state.change_points || jsonb_build_array(jsonb_build_array(
+                        {{ to_utc_iso8601('new_row.scraped_at') }}, new_row.price, new_row.is_available
+                    ))
+                else previous_state.change_points
+            end as change_points
+        from single_arrivals
+        inner join {{ ref('int_price_snapshots_arrived') }} as new_row
+            on single_arrivals.snapshot_id = new_row.snapshot_id
+        inner join {{ this }} as previous_state
+            on new_row.slug = previous_state.slug and new_row.seller = previous_state.seller
+        where
+            (new_row.scraped_at, new_row.snapshot_id)
+            > (previous_state.last_seen_at, previous_state.latest_snapshot_id)
+    ),
+
+    -- the rest (new offers, several new rows, late rows) goes through the general merge
+    arrived_general as (
+        select arrived_accepted.*
+        from arrived_accepted
+        where not exists (
+            select from appended
+            where
+                appended.slug = arrived_accepted.slug
+                and appended.seller = arrived_accepted.seller
+        )
+    ),
+
     prior as (
         select previous_state.*
         from {{ this }} as previous_state
         where exists (
-            select from arrived_accepted
+            select from arrived_general
             where
-                arrived_accepted.slug = previous_state.slug
-                and arrived_accepted.seller = previous_state.seller
+                arrived_general.slug = previous_state.slug
+                and arrived_general.seller = previous_state.seller
         )
     ),
 
@@ -134,12 +228,12 @@ snapshots as (
             prior.slug,
             prior.seller
         from prior
-        inner join arrived_accepted
+        inner join arrived_general
             on
-                prior.slug = arrived_accepted.slug
-                and prior.seller = arrived_accepted.seller
+                prior.slug = arrived_general.slug
+                and prior.seller = arrived_general.seller
         where
-            (arrived_accepted.scraped_at, arrived_accepted.snapshot_id)
+            (arrived_general.scraped_at, arrived_general.snapshot_id)
             < (prior.last_seen_at, prior.latest_snapshot_id)
     ),
 
@@ -159,24 +253,24 @@ snapshots as (
             on snapshots.slug = late_offers.slug and snapshots.seller = late_offers.seller
         union all
         select
-            arrived_accepted.snapshot_id,
-            arrived_accepted.slug,
-            arrived_accepted.seller,
-            arrived_accepted.product_code,
-            arrived_accepted.price,
-            arrived_accepted.is_available,
-            arrived_accepted.is_preorder,
-            arrived_accepted.has_url,
-            arrived_accepted.has_image_url,
-            arrived_accepted.has_description,
-            arrived_accepted.has_categories,
-            arrived_accepted.scraped_at
-        from arrived_accepted
+            arrived_general.snapshot_id,
+            arrived_general.slug,
+            arrived_general.seller,
+            arrived_general.product_code,
+            arrived_general.price,
+            arrived_general.is_available,
+            arrived_general.is_preorder,
+            arrived_general.has_url,
+            arrived_general.has_image_url,
+            arrived_general.has_description,
+            arrived_general.has_categories,
+            arrived_general.scraped_at
+        from arrived_general
         where not exists (
             select from late_offers
             where
-                late_offers.slug = arrived_accepted.slug
-                and late_offers.seller = arrived_accepted.seller
+                late_offers.slug = arrived_general.slug
+                and late_offers.seller = arrived_general.seller
         )
     ),
 
@@ -374,7 +468,7 @@ offer_texts as (
     having bool_or(picked_texts.snapshot_id = batch.latest_snapshot_id)
 ),
 
-final as (
+merged as (
     select
         batch.slug collate "default" as slug, -- noqa: RF02
         batch.seller collate "default" as seller, -- noqa: RF02
@@ -452,6 +546,14 @@ final as (
     {% if not full %}
         left join prior_merged
             on batch.slug = prior_merged.slug and batch.seller = prior_merged.seller
+    {% endif %}
+),
+
+final as (
+    select * from merged
+    {% if not full %}
+        union all
+        select * from appended
     {% endif %}
 )
 

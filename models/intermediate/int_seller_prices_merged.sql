@@ -73,6 +73,64 @@ with
             and price is not null
     ),
 
+    -- offers with exactly one new priced row
+    single_arrivals as (
+        select max(arrived.snapshot_id) as snapshot_id
+        from arrived
+        group by arrived.slug, arrived.seller
+        having count(*) = 1
+    ),
+
+    -- what a scrape cycle brings almost every offer: one priced row strictly later than every
+    -- priced row the state has seen. Its steps are extended by one join (no sort or window):
+    -- the same values the general merge below computes for a one-row batch
+    appended as (
+        select
+            new_row.slug,
+            new_row.seller,
+            new_row.scraped_at as last_priced_at,
+            cardinality(previous_state.step_valid_from) as kept_step_count,
+            case
+                when new_row.price is distinct from previous_state.step_price[cardinality(previous_state.step_price)]
+                    then previous_state.step_valid_from || new_row.scraped_at
+                else previous_state.step_valid_from
+            end as step_valid_from,
+            case
+                when new_row.price is distinct from previous_state.step_price[cardinality(previous_state.step_price)]
+                    then previous_state.step_price || new_row.price
+                else previous_state.step_price
+            end as step_price,
+            case
+                when new_row.price is distinct from previous_state.step_price[cardinality(previous_state.step_price)]
+                    then previous_state.step_snapshot_id || new_row.snapshot_id
+                else previous_state.step_snapshot_id
+            end as step_snapshot_id,
+            case
+                when new_row.price is distinct from previous_state.step_price[cardinality(previous_state.step_price)]
+                    then previous_state.step_lowest_price || least(
+                        previous_state.step_lowest_price[cardinality(previous_state.step_lowest_price)],
+                        new_row.price
+                    )
+                else previous_state.step_lowest_price
+            end as step_lowest_price
+        from single_arrivals
+        inner join {{ ref('int_price_snapshots_arrived') }} as new_row
+            on single_arrivals.snapshot_id = new_row.snapshot_id
+        inner join {{ this }} as previous_state
+            on new_row.slug = previous_state.slug and new_row.seller = previous_state.seller
+        where new_row.scraped_at > previous_state.last_priced_at
+    ),
+
+    -- the rest (new offers, several new rows, late rows) goes through the general merge
+    arrived_general as (
+        select arrived.*
+        from arrived
+        where not exists (
+            select from appended
+            where appended.slug = arrived.slug and appended.seller = arrived.seller
+        )
+    ),
+
     prior as (
         select
             previous_state.slug,
@@ -84,10 +142,10 @@ with
             previous_state.step_lowest_price
         from {{ this }} as previous_state
         where exists (
-            select from arrived
+            select from arrived_general
             where
-                arrived.slug = previous_state.slug
-                and arrived.seller = previous_state.seller
+                arrived_general.slug = previous_state.slug
+                and arrived_general.seller = previous_state.seller
         )
     ),
 
@@ -98,11 +156,11 @@ with
             prior.slug,
             prior.seller
         from prior
-        inner join arrived
+        inner join arrived_general
             on
-                prior.slug = arrived.slug
-                and prior.seller = arrived.seller
-        where arrived.scraped_at <= prior.last_priced_at
+                prior.slug = arrived_general.slug
+                and prior.seller = arrived_general.seller
+        where arrived_general.scraped_at <= prior.last_priced_at
     ),
 
     prior_merged as (
@@ -135,15 +193,15 @@ with
         where staged.price is not null
         union all
         select
-            arrived.snapshot_id,
-            arrived.slug,
-            arrived.seller,
-            arrived.price,
-            arrived.scraped_at
-        from arrived
+            arrived_general.snapshot_id,
+            arrived_general.slug,
+            arrived_general.seller,
+            arrived_general.price,
+            arrived_general.scraped_at
+        from arrived_general
         where not exists (
             select from late_offers
-            where late_offers.slug = arrived.slug and late_offers.seller = arrived.seller
+            where late_offers.slug = arrived_general.slug and late_offers.seller = arrived_general.seller
         )
     ),
 
@@ -242,6 +300,8 @@ final as (
     {% if not full %}
         left join prior_merged
             on batch.slug = prior_merged.slug and batch.seller = prior_merged.seller
+        union all
+        select * from appended
     {% endif %}
 )
 
