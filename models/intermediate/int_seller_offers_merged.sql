@@ -188,7 +188,15 @@ snapshots as (
                         {{ to_utc_iso8601('new_row.scraped_at') }}, new_row.price, new_row.is_available
                     ))
                 else previous_state.change_points
-            end as change_points
+            end as change_points,
+            -- normalized only when the tag text changed (nearly never)
+            case
+                when
+                    not new_row.has_categories
+                    or new_row.categories_raw = previous_state.categories_raw
+                    then previous_state.categories
+                else {{ normalize_categories('new_row.categories_raw') }}
+            end as categories
         from single_arrivals
         inner join {{ ref('int_price_snapshots_arrived') }} as new_row
             on single_arrivals.snapshot_id = new_row.snapshot_id
@@ -550,7 +558,10 @@ merged as (
 ),
 
 final as (
-    select * from merged
+    select
+        merged.*,
+        {{ normalize_categories('merged.categories_raw') }} as categories
+    from merged
     {% if not full %}
         union all
         select * from appended

@@ -31,12 +31,10 @@ sellers as (
     from {{ ref('catalog_slug_seller_summary') }}
 ),
 
+-- the slug's name and tags as catalog_slug_summary has them (one macro), computed here so the
+-- deals do not wait for that model
 products as (
-    select
-        slug,
-        name,
-        categories
-    from {{ ref('catalog_slug_summary') }}
+    {{ slug_labels(ref('catalog_slug_seller_summary')) }}
 ),
 
 steps as (

@@ -13,7 +13,9 @@
     The served form of the incremental state (int_seller_offers_merged, one row per offer):
     rebuilt whole each run (~44k rows, well under a second), so the swap publishes it with the
     rest of `catalog_build`. Adds the seller ranking, the normalized tag list and the latest
-    snapshot to the stored change points; casts prices to the contract's numeric(12, 2).
+    snapshot to the stored change points; casts prices to the contract's numeric(12, 2). The tag
+    list comes normalized from the state (normalize_categories, run when an offer's tag text
+    changes).
 #}
 
 with
@@ -39,7 +41,7 @@ offers as (
         first_seen_at,
         last_seen_at,
         product_codes,
-        categories_raw,
+        categories,
         change_points
     from {{ ref('int_seller_offers_merged') }}
 ),
@@ -86,7 +88,7 @@ final as (
         first_seen_at,
         last_seen_at,
         product_codes,
-        {{ normalize_categories('categories_raw') }} as categories,
+        categories,
         case
             when latest_is_change_point then change_points
             else

@@ -20,7 +20,6 @@ slug_sellers as (
     select
         slug,
         seller,
-        product_name,
         image_url,
         description,
         seller_priority,
@@ -30,19 +29,13 @@ slug_sellers as (
         is_preorder,
         lowest_price_at,
         first_seen_at,
-        last_seen_at,
-        categories
+        last_seen_at
     from {{ ref('catalog_slug_seller_summary') }}
 ),
 
--- each seller's latest non-empty tag list, unioned per slug
-slug_categories as (
-    select
-        slug_sellers.slug,
-        array_agg(distinct seller_tags.tag order by seller_tags.tag) as categories
-    from slug_sellers
-    cross join lateral unnest(slug_sellers.categories) as seller_tags (tag)
-    group by slug_sellers.slug
+-- name and tags: the definition the deals share
+slug_labels as (
+    {{ slug_labels(ref('catalog_slug_seller_summary')) }}
 ),
 
 -- every "first seller in priority order with a value" is an ordered array's first element;
@@ -50,7 +43,6 @@ slug_categories as (
 aggregated as (
     select
         slug,
-        (array_agg(product_name order by seller_priority) filter (where product_name is not null))[1] as name,
         (array_agg(image_url order by seller_priority) filter (where image_url is not null))[1] as hero_image_url,
         (array_agg(seller order by seller_priority) filter (where image_url is not null))[1] as hero_image_seller,
         (array_agg(description order by seller_priority) filter (where description is not null))[1] as description,
@@ -83,8 +75,7 @@ aggregated as (
 final as (
     select
         aggregated.slug,
-        -- every seller's latest name blank: the slug stands in (a name is never NULL)
-        coalesce(aggregated.name, aggregated.slug) as name,
+        slug_labels.name,
         aggregated.hero_image_url,
         aggregated.hero_image_seller,
         aggregated.description,
@@ -100,7 +91,7 @@ final as (
         end as availability_status,
         -- stored, not an expression index: unaccent() is only STABLE, so it cannot be indexed directly
         lower(
-            public.unaccent(coalesce(aggregated.name, aggregated.slug) || ' ' || replace(aggregated.slug, '-', ' '))
+            public.unaccent(slug_labels.name || ' ' || replace(aggregated.slug, '-', ' '))
         ) as search_text,
         aggregated.seller_count,
         (
@@ -115,10 +106,10 @@ final as (
         aggregated.lowest_price_ever_at,
         aggregated.first_seen_at,
         aggregated.last_scraped_at,
-        coalesce(slug_categories.categories, '{}') as categories,
+        slug_labels.categories,
         aggregated.sellers
     from aggregated
-    left join slug_categories on aggregated.slug = slug_categories.slug
+    inner join slug_labels on aggregated.slug = slug_labels.slug
 )
 
 select * from final
