@@ -177,7 +177,8 @@ def per_node_seconds(run_results: dict[str, Any]) -> dict[str, float]:
 def build_args(*, full: bool) -> list[str]:
     """`dbt build` without the unit tests (they check the SQL, not the data) and without the
     `seed_check` tests (they check the committed seed CSVs against themselves and the
-    availability macros: nothing a refresh can change); the test suite and CI run both
+    availability macros: nothing a refresh can change), nor the seed only they read
+    (availability_corpus, tagged `seed_check` too); the test suite and CI run all of them
     (tests/conftest.py's plain `dbt build`). `--full-refresh` rebuilds the incremental state from
     scratch."""
     args = ["build", "--exclude", "resource_type:unit_test", "tag:seed_check"]

@@ -140,7 +140,8 @@ def test_refresh_publishes_and_bumps_generation(
     assert "test.assert_seller_priority_rule_holds" in nodes
     assert not {"test.assert_availability_rules_are_exclusive",
                 "test.assert_availability_corpus_is_classified",
-                "test.unique_seller_priority_seller"} & set(nodes)
+                "test.unique_seller_priority_seller", "seed.availability_corpus"} & set(nodes)
+    assert "seed.availability_rules" in nodes  # staging reads it
     # statistics only on the columns a model names in meta.analyze_columns (not price_points)
     analyzed = helpers.fetch(
         flow_settings,

@@ -207,6 +207,11 @@ def test_incremental_refreshes_equal_full_rebuilds(db: Settings) -> None:
     cycle.append({**_latest("kryci-jmena", "tlamagase"), **ask})
     cycle.append({**_latest("kryci-jmena", "tlamagase"), "scraped_at": t1,
                   "product_name_normalized": " "})
+    # one new row for an offer (the one-row merge): a new tag text is normalized again, a blank
+    # one keeps the stored tags
+    cycle.append({**_latest("ubongo", "hernizona"), "scraped_at": t1,
+                  "categories": "Postřehové\u00a0 hry , logické,"})
+    cycle.append({**_latest("patchwork", "tlamagase"), "scraped_at": t1, "categories": " \u00a0"})
     helpers.load_rows(db, cycle)
     assert_incremental_equals_full(db)
     assert arrived_count(db) == len(cycle)  # only the new rows were read
@@ -219,6 +224,8 @@ def test_incremental_refreshes_equal_full_rebuilds(db: Settings) -> None:
         t1,
     )[0]["reason"] == "blank_slug"
     base_quarantined = quarantined_count(db)
+    assert offer(db, "ubongo", "hernizona")["categories"] == ["logické", "postřehové hry"]
+    assert offer(db, "patchwork", "tlamagase")["categories"] == ["logické", "pro 2 hráče"]
     azul = offer(db, "azul", "tlamagames")
     assert azul["current_price"] == Decimal("1.00") and azul["min_price"] == Decimal("1.00")
     assert azul["lowest_price_at"] == t1

@@ -53,49 +53,36 @@ as_of as (
     select '{{ as_of }}'::timestamptz as as_of
 ),
 
-windows as (
-    select days
-    from (values (30), (90), (365)) as windows (days)
-),
-
--- every step in force at some moment of [as_of - days, as_of], with the latest such moment
--- (the step's end, or as_of while it is still in force)
-window_steps as (
+-- per window (30, 90, 365 days before as_of): the lowest price of the steps in force at some
+-- moment of [as_of - days, as_of], and the latest moment it was in force (the step's end, or
+-- as_of while it is still in force); one pass over the steps, no row per window
+in_force as (
     select
         steps.slug,
         steps.seller,
-        windows.days,
         steps.price,
-        coalesce(steps.valid_to, as_of.as_of) as in_force_until
+        coalesce(steps.valid_to, as_of.as_of) as in_force_until,
+        coalesce(steps.valid_to, 'infinity'::timestamptz) as in_force_before
     from steps
     cross join as_of
-    cross join windows
-    where coalesce(steps.valid_to, 'infinity'::timestamptz) > as_of.as_of - make_interval(days => windows.days)
-),
-
-window_lows as (
-    select distinct on (slug, seller, days)
-        slug,
-        seller,
-        days,
-        price,
-        in_force_until
-    from window_steps
-    order by slug asc, seller asc, days asc, price asc, in_force_until desc
 ),
 
 lows as (
     select
-        slug,
-        seller,
-        min(price) filter (where days = 30) as low_30d_price,
-        min(price) filter (where days = 90) as low_90d_price,
-        min(price) filter (where days = 365) as low_365d_price,
-        max(in_force_until) filter (where days = 30) as low_30d_at,
-        max(in_force_until) filter (where days = 90) as low_90d_at,
-        max(in_force_until) filter (where days = 365) as low_365d_at
-    from window_lows
-    group by slug, seller
+        in_force.slug,
+        in_force.seller,
+        {%- for days in [30, 90, 365] %}
+            min(in_force.price) filter (
+                where in_force.in_force_before > as_of.as_of - interval '{{ days }} days'
+            ) as low_{{ days }}d_price,
+            (
+                array_agg(in_force.in_force_until order by in_force.price asc, in_force.in_force_until desc)
+                filter (where in_force.in_force_before > as_of.as_of - interval '{{ days }} days')
+            )[1] as low_{{ days }}d_at{{ "," if not loop.last }}
+        {%- endfor %}
+    from in_force
+    cross join as_of
+    group by in_force.slug, in_force.seller
 ),
 
 -- the step in force now; a reduction when it lowered the price (nothing rose since: it is the
