@@ -71,15 +71,27 @@ lows as (
     select
         in_force.slug,
         in_force.seller,
-        {%- for days in [30, 90, 365] %}
-            min(in_force.price) filter (
-                where in_force.in_force_before > as_of.as_of - interval '{{ days }} days'
-            ) as low_{{ days }}d_price,
-            (
-                array_agg(in_force.in_force_until order by in_force.price asc, in_force.in_force_until desc)
-                filter (where in_force.in_force_before > as_of.as_of - interval '{{ days }} days')
-            )[1] as low_{{ days }}d_at{{ "," if not loop.last }}
-        {%- endfor %}
+        min(in_force.price) filter (
+            where in_force.in_force_before > as_of.as_of - interval '30 days'
+        ) as low_30d_price,
+        (
+            array_agg(in_force.in_force_until order by in_force.price asc, in_force.in_force_until desc)
+            filter (where in_force.in_force_before > as_of.as_of - interval '30 days')
+        )[1] as low_30d_at,
+        min(in_force.price) filter (
+            where in_force.in_force_before > as_of.as_of - interval '90 days'
+        ) as low_90d_price,
+        (
+            array_agg(in_force.in_force_until order by in_force.price asc, in_force.in_force_until desc)
+            filter (where in_force.in_force_before > as_of.as_of - interval '90 days')
+        )[1] as low_90d_at,
+        min(in_force.price) filter (
+            where in_force.in_force_before > as_of.as_of - interval '365 days'
+        ) as low_365d_price,
+        (
+            array_agg(in_force.in_force_until order by in_force.price asc, in_force.in_force_until desc)
+            filter (where in_force.in_force_before > as_of.as_of - interval '365 days')
+        )[1] as low_365d_at
     from in_force
     cross join as_of
     group by in_force.slug, in_force.seller
