@@ -22,7 +22,7 @@
     new ids up first and passing them as `= any(array(...))` is no better: the planner then
     expects a handful of rows and drops the memoized availability lookup, 10x slower.) The lowest
     raw id above the bound that the ledger lacks is read the same way and written in as a second
-    literal bound: every id between the two is merged already, so only the new rows go through
+    bound: every id between the two is merged already, so only the new rows go through
     staging (the overlap's ~100k merged rows did, each run, before); a row that commits later
     with a lower id is not in the ledger and arrives in a later run, as the overlap ensures.
     A table in the build schema: read by the state models in `catalog_state`
@@ -128,7 +128,10 @@ final as (
         {% else %}
             snapshots.snapshot_id > {{ ledger_max }}::bigint - {{ overlap }}
             {% if first_new is not none %}
-                and snapshots.snapshot_id >= {{ first_new }}::bigint
+                -- behind a one-row subquery: the planner guesses a third of the range above
+                -- (as a literal past the raw table's statistics it guessed ~20 rows and dropped
+                -- the memoized availability lookup: 4.7 s instead of 0.4 s for one cycle)
+                and snapshots.snapshot_id >= (select {{ first_new }}::bigint)
             {% endif %}
     {% endif %}
     {% if not full %}
