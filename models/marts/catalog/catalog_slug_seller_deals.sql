@@ -65,6 +65,8 @@ in_force as (
         coalesce(steps.valid_to, 'infinity'::timestamptz) as in_force_before
     from steps
     cross join as_of
+    -- only steps of the widest window: the work stays the same as the history grows
+    where coalesce(steps.valid_to, 'infinity'::timestamptz) > as_of.as_of - interval '365 days'
 ),
 
 lows as (
