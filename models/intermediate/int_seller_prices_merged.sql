@@ -91,22 +91,22 @@ with
             new_row.scraped_at as last_priced_at,
             cardinality(previous_state.step_valid_from) as kept_step_count,
             case
-                when new_row.price is distinct from previous_state.step_price[cardinality(previous_state.step_price)]
+                when step.starts
                     then previous_state.step_valid_from || new_row.scraped_at
                 else previous_state.step_valid_from
             end as step_valid_from,
             case
-                when new_row.price is distinct from previous_state.step_price[cardinality(previous_state.step_price)]
+                when step.starts
                     then previous_state.step_price || new_row.price
                 else previous_state.step_price
             end as step_price,
             case
-                when new_row.price is distinct from previous_state.step_price[cardinality(previous_state.step_price)]
+                when step.starts
                     then previous_state.step_snapshot_id || new_row.snapshot_id
                 else previous_state.step_snapshot_id
             end as step_snapshot_id,
             case
-                when new_row.price is distinct from previous_state.step_price[cardinality(previous_state.step_price)]
+                when step.starts
                     then previous_state.step_lowest_price || least(
                         previous_state.step_lowest_price[cardinality(previous_state.step_lowest_price)],
                         new_row.price
@@ -118,6 +118,12 @@ with
             on single_arrivals.snapshot_id = new_row.snapshot_id
         inner join {{ this }} as previous_state
             on new_row.slug = previous_state.slug and new_row.seller = previous_state.seller
+        -- a new step starts where the price differs from the last step's
+        cross join lateral (
+            select new_row.price is distinct from previous_state.step_price[
+                cardinality(previous_state.step_price)
+            ] as starts
+        ) as step
         where new_row.scraped_at > previous_state.last_priced_at
     ),
 
