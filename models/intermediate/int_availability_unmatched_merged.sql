@@ -36,7 +36,6 @@
 #}
 
 {%- set full = not is_incremental() or state_full_rebuild() %}
-{%- set overlap = var('snapshot_id_overlap') %}
 
 with
 
@@ -86,8 +85,7 @@ arrived as (
 {% else %}
 
     lower_bound as (
-        select coalesce(max(ledger.snapshot_id), 0) - {{ overlap }} as snapshot_id
-        from {{ snapshot_ledger() }} as ledger
+        {{ snapshot_lower_bound(false) }}
     ),
 
     prior as (

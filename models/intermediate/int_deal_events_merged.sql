@@ -43,7 +43,6 @@
 
 {%- set rebuild = state_full_rebuild() %}
 {%- set full = not is_incremental() or rebuild %}
-{%- set overlap = var('snapshot_id_overlap') %}
 {%- set offer_state = adapter.quote(generate_schema_name('state', none) | trim) ~ '.int_seller_offers_merged' %}
 
 
@@ -67,13 +66,7 @@ arrived as (
 -- the raw rows int_seller_offers_merged reads (so does a recompute here): at or below this bound,
 -- in the ledger, or arriving now
 lower_bound as (
-    {% if rebuild %}
-        select coalesce(max(arrived.snapshot_id), 0) - {{ overlap }} as snapshot_id
-        from arrived
-    {% else %}
-        select coalesce(max(ledger.snapshot_id), 0) - {{ overlap }} as snapshot_id
-        from {{ snapshot_ledger() }} as ledger
-    {% endif %}
+    {{ snapshot_lower_bound(rebuild) }}
 ),
 
 steps_state as (
@@ -172,12 +165,7 @@ price_events as (
             staged.scraped_at,
             null::boolean as prior_is_available
         from {{ ref('stg_scraper__product_price_snapshots') }} as staged
-        where
-            staged.snapshot_id <= (select lower_bound.snapshot_id from lower_bound)
-            or staged.snapshot_id in (select arrived.snapshot_id from arrived)
-        {% if not rebuild %}
-                or staged.snapshot_id in (select ledger.snapshot_id from {{ snapshot_ledger() }} as ledger)
-            {% endif %}
+        where {{ is_known_snapshot('staged.snapshot_id', rebuild) }}
     ),
 
 {% else %}
@@ -225,12 +213,7 @@ price_events as (
         from {{ ref('stg_scraper__product_price_snapshots') }} as staged
         inner join late_offers
             on staged.slug = late_offers.slug and staged.seller = late_offers.seller
-        where
-            staged.snapshot_id <= (select lower_bound.snapshot_id from lower_bound)
-            or staged.snapshot_id in (select arrived.snapshot_id from arrived)
-        {% if not rebuild %}
-                or staged.snapshot_id in (select ledger.snapshot_id from {{ snapshot_ledger() }} as ledger)
-            {% endif %}
+        where {{ is_known_snapshot('staged.snapshot_id', rebuild) }}
         union all
         select
             arrived_accepted.snapshot_id,

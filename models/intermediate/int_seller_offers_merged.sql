@@ -34,7 +34,6 @@
 #}
 
 {%- set full = not is_incremental() or state_full_rebuild() %}
-{%- set overlap = var('snapshot_id_overlap') %}
 
 -- runs after the other state models, so a failure there never lets the ledger (this model's
 -- post-hook) mark rows as merged that they have not seen
@@ -71,13 +70,7 @@ arrived as (
 
 -- ids at or below this were merged by earlier runs (or, on a full rebuild, are read now)
 lower_bound as (
-    {% if full %}
-        select coalesce(max(arrived.snapshot_id), 0) - {{ overlap }} as snapshot_id
-        from arrived
-    {% else %}
-        select coalesce(max(ledger.snapshot_id), 0) - {{ overlap }} as snapshot_id
-        from {{ snapshot_ledger() }} as ledger
-    {% endif %}
+    {{ snapshot_lower_bound(full) }}
 ),
 
 snapshots as (
@@ -95,12 +88,7 @@ snapshots as (
         has_categories,
         scraped_at
     from {{ ref('stg_scraper__product_price_snapshots') }}
-    where
-        snapshot_id <= (select lower_bound.snapshot_id from lower_bound)
-        or snapshot_id in (select arrived.snapshot_id from arrived)
-    {% if not full %}
-            or snapshot_id in (select ledger.snapshot_id from {{ snapshot_ledger() }} as ledger)
-        {% endif %}
+    where {{ is_known_snapshot('snapshot_id', full) }}
 ),
 
 {% if full %}
